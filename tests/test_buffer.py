@@ -1,0 +1,104 @@
+import numpy as np
+import pytest
+import torch
+
+import wmkit as wm
+
+
+def test_collect_fills_buffer_with_consistent_transitions(cartpole_buffer):
+    data = cartpole_buffer.tensors()
+    assert len(cartpole_buffer) == 2_000
+    assert data["obs"].shape == (2_000, 4) and data["action"].dtype == torch.long
+    # Within an episode the next observation is the following obs; episodes start fresh.
+    same_episode = ~data["is_first"][1:]
+    assert torch.equal(data["next_obs"][:-1][same_episode], data["obs"][1:][same_episode])
+    ended = data["terminated"][:-1] | data["truncated"][:-1]
+    assert torch.equal(ended, data["is_first"][1:])
+    assert 60 < int(data["terminated"].sum()) < 150  # random episodes last ~20 steps
+
+
+def test_episode_returns_match_episode_lengths(cartpole_buffer):
+    returns = cartpole_buffer.episode_returns()
+    assert len(returns) == int(cartpole_buffer.tensors()["terminated"].sum())
+    assert 10 < np.mean(returns) < 35
+
+
+def test_sampling_is_seeded(cartpole_buffer):
+    a = cartpole_buffer.sample(64, torch.Generator().manual_seed(3))
+    b = cartpole_buffer.sample(64, torch.Generator().manual_seed(3))
+    c = cartpole_buffer.sample(64, torch.Generator().manual_seed(4))
+    assert torch.equal(a["obs"], b["obs"]) and not torch.equal(a["obs"], c["obs"])
+
+
+def test_stats_are_per_dimension_and_floored(cartpole_buffer):
+    stats = cartpole_buffer.stats()
+    data = cartpole_buffer.tensors()
+    assert torch.allclose(stats.obs_mean, data["obs"].mean(0))
+    assert stats.obs_std.shape == (4,) and (stats.delta_std > 0).all()
+    assert float(stats.reward_std) == pytest.approx(1e-3)  # constant reward, floored std
+    assert 0.03 < stats.done_fraction < 0.08
+
+
+def test_extend_and_growth():
+    env = wm.make_env("CartPole-v1", seed=1)
+    small = wm.collect(env, steps=5, seed=1)
+    big = wm.ReplayBuffer.for_env(env, capacity=2)
+    big.extend(small)
+    big.extend(small)
+    assert len(big) == 10
+    assert torch.equal(big[5]["obs"], small[0]["obs"]) and bool(big[5]["is_first"])
+
+
+@pytest.mark.parametrize("field, kwargs, match", [
+    ("obs", {"obs": [0.0, 0.0, 0.0]}, "obs"),
+    ("nan", {"obs": [0.0, float("nan"), 0.0, 0.0]}, "obs: contains non-finite"),
+    ("next_obs", {"next_obs": [np.inf, 0, 0, 0]}, "next_obs"),
+    ("action range", {"action": 2}, "action"),
+    ("action type", {"action": "left"}, "action"),
+    ("action float", {"action": 0.5}, "action"),
+])
+def test_bad_transitions_are_refused_with_the_argument_named(field, kwargs, match):
+    buffer = wm.ReplayBuffer.for_env(wm.make_env("CartPole-v1"))
+    args = {"obs": [0.0] * 4, "action": 1, "reward": 1.0, "next_obs": [0.0] * 4,
+            "terminated": False, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        buffer.add(**args)
+    assert len(buffer) == 0
+
+
+def test_empty_buffer_is_a_clear_error():
+    buffer = wm.ReplayBuffer.for_env(wm.make_env("CartPole-v1"))
+    with pytest.raises(ValueError, match="buffer: is empty"):
+        buffer.sample(4)
+    with pytest.raises(ValueError, match="buffer: is empty"):
+        wm.fit(wm.MLPWorldModel.for_env(wm.make_env("CartPole-v1")), buffer, progress=False)
+
+
+def test_box_action_envs_are_supported():
+    env = wm.make_env("Pendulum-v1", seed=0)
+    buffer = wm.collect(env, steps=50, seed=0)
+    assert buffer.tensors()["action"].shape == (50, 1)
+    with pytest.raises(ValueError, match="action"):
+        buffer.add([0.0] * 3, [5.0], 0.0, [0.0] * 3, False)  # outside [-2, 2]
+
+
+def test_make_env_rejects_unknown_and_non_flat_envs():
+    with pytest.raises(ValueError, match="name"):
+        wm.make_env("NoSuchEnv-v0")
+
+
+def test_collect_is_repeatable_and_accepts_a_policy():
+    a = wm.collect(wm.make_env("CartPole-v1", seed=5), steps=100, seed=5).tensors()
+    b = wm.collect(wm.make_env("CartPole-v1", seed=5), steps=100, seed=5).tensors()
+    assert torch.equal(a["obs"], b["obs"]) and torch.equal(a["action"], b["action"])
+    always_left = wm.collect(wm.make_env("CartPole-v1"), steps=30, policy=lambda obs: 0)
+    assert int(always_left.tensors()["action"].sum()) == 0
+    with pytest.raises(ValueError, match="steps"):
+        wm.collect(wm.make_env("CartPole-v1"), steps=0)
+
+
+def test_hide_velocities_keeps_positions_only():
+    env = wm.make_env("CartPole-v1", seed=0, hide_velocities=True)
+    obs, _ = env.reset(seed=0)
+    full, _ = wm.make_env("CartPole-v1", seed=0).reset(seed=0)
+    assert obs.shape == (2,) and np.allclose(obs, full[[0, 2]])

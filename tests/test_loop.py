@@ -1,0 +1,44 @@
+import pytest
+
+import wmkit as wm
+
+
+def test_learn_counts_every_real_step_and_logs_episodes():
+    env = wm.make_env("CartPole-v1", seed=0)
+    model = wm.MLPWorldModel.for_env(env, hidden=32, device="cpu")
+    planner = wm.RandomShooting(model, horizon=5, candidates=20)
+    log = wm.learn(env, planner, steps=150, seed=0, warmup=100, epochs=2, eval_episodes=1,
+                   progress=False)
+    assert len(log.buffer) == 150
+    assert log.episodes[0].phase == "warmup" and log.episodes[-1].real_steps <= 150
+    assert all(a.real_steps < b.real_steps for a, b in zip(log.episodes, log.episodes[1:], strict=False))
+    assert log.histories and log.evals and log.evals[0].real_steps == 100
+    assert len(log.evals[0].returns) == 1
+
+
+def test_evaluate_is_repeatable_and_adds_no_data():
+    env = wm.make_env("CartPole-v1", seed=0)
+    planner = wm.RandomShooting(wm.TrueCartPole(device="cpu"), horizon=10, candidates=30)
+    a = wm.evaluate(env, planner, episodes=2, seed=4)
+    b = wm.evaluate(env, planner, episodes=2, seed=4)
+    assert a.returns == b.returns
+    with pytest.raises(ValueError, match="episodes"):
+        wm.evaluate(env, planner, episodes=0)
+
+
+def test_learn_rejects_warmup_longer_than_steps():
+    env = wm.make_env("CartPole-v1")
+    planner = wm.RandomShooting(wm.MLPWorldModel.for_env(env, device="cpu"))
+    with pytest.raises(ValueError, match="warmup"):
+        wm.learn(env, planner, steps=50, warmup=100, progress=False)
+
+
+def test_model_based_agent_solves_cartpole_from_under_1000_steps():
+    """The whole loop, seeded: a mean return >= 475 on 3 held-out episodes within 1,000 steps."""
+    env = wm.make_env("CartPole-v1", seed=1)
+    planner = wm.RandomShooting(wm.MLPWorldModel.for_env(env, device="cpu"), horizon=20,
+                                candidates=200, seed=1)
+    log = wm.learn(env, planner, steps=1_000, seed=1, eval_episodes=3, target_return=475,
+                   progress=False)
+    assert log.solved_at() is not None and log.solved_at() <= 1_000, [
+        (e.real_steps, e.mean_return) for e in log.evals]

@@ -1,0 +1,146 @@
+import copy
+
+import pytest
+import torch
+
+import wmkit as wm
+
+
+def cartpole_model(**kwargs) -> wm.MLPWorldModel:
+    return wm.MLPWorldModel.for_env(wm.make_env("CartPole-v1"), device="cpu", **kwargs)
+
+
+def test_imagine_shapes_and_start():
+    model = cartpole_model(hidden=32)
+    start = torch.tensor([0.0, 0.1, 0.02, -0.1])
+    actions = torch.randint(2, (7, 5))
+    rollout = model.imagine(start, actions)
+    assert rollout.observations.shape == (7, 6, 4)
+    assert rollout.rewards.shape == (7, 5) and rollout.dones.shape == (7, 5)
+    assert rollout.dones.dtype == torch.bool and rollout.returns.shape == (7,)
+    assert torch.equal(rollout.observations[:, 0], start.expand(7, 4))
+
+
+def test_box_action_model_imagines():
+    env = wm.make_env("Pendulum-v1")
+    model = wm.MLPWorldModel.for_env(env, hidden=16, device="cpu")
+    rollout = model.imagine(torch.zeros(3), torch.rand(4, 6, 1) * 4 - 2)
+    assert rollout.observations.shape == (4, 7, 3)
+
+
+def test_rewards_count_zero_after_a_predicted_termination():
+    model = cartpole_model(hidden=16)
+    with torch.no_grad():  # reward head says 1 everywhere; termination only when x > 0
+        last = model.net[-1]
+        last.weight.zero_()
+        last.bias.zero_()
+        model.reward_mean.fill_(1.0)
+    terminate_right = lambda obs: obs[..., 0] > 0  # noqa: E731
+    start = torch.tensor([-0.05, 1.0, 0.0, 0.0])
+    model.delta_mean.copy_(torch.tensor([0.02, 0.0, 0.0, 0.0]))  # x grows 0.02 a step
+    rollout = model.imagine(start, torch.zeros(2, 6, dtype=torch.long), terminate_right)
+    # x: -0.03, -0.01, 0.01 (terminates at step 2), ... -> steps 0, 1, 2 count
+    assert rollout.dones[0].tolist() == [False, False, True, True, True, True]
+    assert rollout.rewards[0].tolist() == [1.0, 1.0, 1.0, 0.0, 0.0, 0.0]
+    assert rollout.returns.tolist() == [3.0, 3.0]
+    assert wm.alive_before(rollout.dones)[0].tolist() == [True, True, True, False, False, False]
+
+
+def test_learned_termination_head_masks_rewards():
+    model = cartpole_model(hidden=16)
+    with torch.no_grad():
+        model.net[-1].bias[-1] = 10.0  # always predicts termination
+        model.reward_mean.fill_(1.0)
+        model.reward_std.fill_(1e-6)  # reward head: 1 everywhere
+    rollout = model.imagine(torch.zeros(4), torch.zeros(3, 5, dtype=torch.long))
+    assert rollout.dones.all()
+    assert torch.allclose(rollout.returns, torch.ones(3), atol=1e-4)  # only the first step
+
+
+def test_one_step_error_beats_no_change_by_10x(trained_mlp, cartpole_buffer):
+    """Learning: held-out one-step error is >= 10x below "nothing changes"."""
+    env = wm.make_env("CartPole-v1", seed=123)
+    heldout = wm.collect(env, steps=500, seed=123)
+    errors = wm.one_step_error(trained_mlp, heldout)
+    assert errors["model"] * 10 <= errors["no_change"], errors
+
+
+def test_termination_head_separates_terminal_states(trained_mlp):
+    heldout = wm.collect(wm.make_env("CartPole-v1", seed=7), steps=500, seed=7).tensors()
+    _, _, logit = trained_mlp.predict(heldout["obs"], heldout["action"])
+    predicted, actual = logit > 0, heldout["terminated"]
+    recall = (predicted & actual).sum() / actual.sum()
+    false_alarm = (predicted & ~actual).sum() / (~actual).sum()
+    assert recall >= 0.9 and false_alarm <= 0.1, (recall, false_alarm)
+
+
+def test_normalisation_at_training_time_makes_scale_irrelevant(cartpole_buffer):
+    """A buffer scaled x1000 trains to the same normalised losses from the same seed."""
+    scaled = wm.ReplayBuffer(4, cartpole_buffer.action_spec, capacity=len(cartpole_buffer))
+    data = cartpole_buffer.tensors()
+    for i in range(300):
+        scaled.add(data["obs"][i] * 1000, data["action"][i], float(data["reward"][i]),
+                   data["next_obs"][i] * 1000, bool(data["terminated"][i]))
+    small = wm.ReplayBuffer(4, cartpole_buffer.action_spec)
+    for i in range(300):
+        small.add(data["obs"][i], data["action"][i], float(data["reward"][i]),
+                  data["next_obs"][i], bool(data["terminated"][i]))
+    losses = []
+    for buffer in (small, scaled):
+        torch.manual_seed(0)
+        model = cartpole_model(hidden=32)
+        losses.append(wm.fit(model, buffer, epochs=5, seed=0, progress=False).train["delta"][-1])
+    assert losses[0] == pytest.approx(losses[1], rel=1e-3)
+    assert torch.allclose(model.obs_mean, scaled.stats().obs_mean)
+
+
+def test_normalisation_at_acting_time_travels_with_the_weights(trained_mlp):
+    """Predictions are in raw units and a reloaded model predicts the same."""
+    obs, action = torch.tensor([[0.1, -0.5, 0.05, 0.8]]), torch.tensor([1])
+    clone = cartpole_model()
+    clone.load_state_dict(trained_mlp.state_dict())
+    assert torch.equal(clone.obs_std, trained_mlp.obs_std)
+    assert torch.allclose(clone.predict(obs, action)[0], trained_mlp.predict(obs, action)[0])
+    stale = copy.deepcopy(trained_mlp)
+    stale.obs_std.fill_(1.0)  # without the stats the same weights predict something else
+    assert not torch.allclose(stale.predict(obs, action)[0], trained_mlp.predict(obs, action)[0],
+                              atol=1e-3)
+    # One step of the pole falling right: the model gets the sign of the accelerations.
+    next_obs = trained_mlp.predict(obs, action)[0][0]
+    assert next_obs[0] > obs[0, 0] - 0.02 and next_obs[2] > obs[0, 2]
+
+
+def test_same_seed_same_numbers(cartpole_buffer):
+    def run(seed):
+        torch.manual_seed(seed)
+        model = cartpole_model(hidden=32)
+        return wm.fit(model, cartpole_buffer, epochs=2, seed=seed, progress=False).train["total"]
+    assert run(1) == run(1) and run(1) != run(2)
+
+
+def test_fit_history_and_non_finite_losses_stop_training(cartpole_buffer):
+    model = cartpole_model(hidden=16)
+    history = wm.fit(model, cartpole_buffer, epochs=3, progress=False)
+    assert set(history.train) == {"total", "delta", "reward", "done"}
+    assert len(history.train["total"]) == len(history.heldout["total"]) == 3
+    with torch.no_grad():
+        model.net[0].weight.fill_(float("nan"))
+    with pytest.raises(FloatingPointError, match="non-finite loss"):
+        wm.fit(model, cartpole_buffer, epochs=1, progress=False)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"epochs": 0}, "epochs"), ({"batch_size": -1}, "batch_size"), ({"holdout": 1.5}, "holdout"),
+])
+def test_fit_bad_arguments(cartpole_buffer, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        wm.fit(cartpole_model(hidden=8), cartpole_buffer, progress=False, **kwargs)
+
+
+def test_filter_checks_observations():
+    model = cartpole_model(hidden=8)
+    assert model.filter(None, None, [0.0, 0.1, 0.2, 0.3]).shape == (4,)
+    with pytest.raises(ValueError, match="obs"):
+        model.filter(None, None, [0.0, 0.1, 0.2])
+    with pytest.raises(ValueError, match="obs: contains non-finite"):
+        model.filter(None, None, [0.0, float("nan"), 0.2, 0.3])

@@ -1,0 +1,136 @@
+"""ReplayBuffer: real transitions, seeded sampling and the normalisation statistics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import torch
+
+from .spaces import ActionSpec
+from .utils import as_float_tensor, check_positive_int
+
+
+@dataclass(frozen=True)
+class NormStats:
+    """Per-dimension statistics the models normalise with (all shapes (D,) except reward ())."""
+
+    obs_mean: torch.Tensor
+    obs_std: torch.Tensor
+    delta_mean: torch.Tensor
+    delta_std: torch.Tensor
+    reward_mean: torch.Tensor
+    reward_std: torch.Tensor
+    done_fraction: float
+
+
+class ReplayBuffer:
+    """Transitions (obs, action, reward, next_obs, terminated, truncated), stored as tensors.
+
+    Storage grows by doubling, so `add` is O(1) amortised and `sample` is one gather.
+    `is_first[i]` marks the first step of an episode; it is inferred (the previous
+    transition ended, or its next_obs is not this obs), so callers never track it.
+    """
+
+    def __init__(self, obs_dim: int, action_spec: ActionSpec, capacity: int = 1024) -> None:
+        self.obs_dim = check_positive_int("obs_dim", obs_dim)
+        self.action_spec = action_spec
+        self._size = 0
+        self._alloc(check_positive_int("capacity", capacity))
+
+    @classmethod
+    def for_env(cls, env: gym.Env, capacity: int = 1024) -> ReplayBuffer:
+        space = env.observation_space
+        if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
+            raise ValueError(f"env: expected a flat Box observation space, got {space}")
+        return cls(space.shape[0], ActionSpec.from_space(env.action_space), capacity)
+
+    def _alloc(self, capacity: int) -> None:
+        old = getattr(self, "_data", None)
+        action_dtype = torch.long if self.action_spec.discrete else torch.float32
+        self._data = {
+            "obs": torch.zeros(capacity, self.obs_dim),
+            "action": torch.zeros((capacity, *self.action_spec.shape), dtype=action_dtype),
+            "reward": torch.zeros(capacity),
+            "next_obs": torch.zeros(capacity, self.obs_dim),
+            "terminated": torch.zeros(capacity, dtype=torch.bool),
+            "truncated": torch.zeros(capacity, dtype=torch.bool),
+            "is_first": torch.zeros(capacity, dtype=torch.bool),
+        }
+        if old is not None:
+            for key, tensor in old.items():
+                self._data[key][: self._size] = tensor[: self._size]
+
+    def __len__(self) -> int:
+        return self._size
+
+    def add(self, obs: Any, action: Any, reward: float, next_obs: Any, terminated: bool,
+            truncated: bool = False) -> None:
+        """Append one real transition. Non-finite observations are refused, not stored."""
+        shape = (self.obs_dim,)
+        obs_t = as_float_tensor("obs", obs, shape).reshape(shape)
+        next_t = as_float_tensor("next_obs", next_obs, shape).reshape(shape)
+        reward_t = as_float_tensor("reward", reward).reshape(())
+        action = self.action_spec.check(action)
+        if self._size == len(self._data["obs"]):
+            self._alloc(2 * self._size)
+        i, d = self._size, self._data
+        previous_ended = i == 0 or bool(d["terminated"][i - 1] or d["truncated"][i - 1])
+        d["is_first"][i] = previous_ended or not torch.equal(d["next_obs"][i - 1], obs_t)
+        d["obs"][i], d["next_obs"][i], d["reward"][i] = obs_t, next_t, reward_t
+        d["action"][i] = torch.as_tensor(action)
+        d["terminated"][i], d["truncated"][i] = bool(terminated), bool(truncated)
+        self._size += 1
+
+    def extend(self, other: ReplayBuffer) -> None:
+        """Append every transition of `other` (same observation size and action space)."""
+        if other.obs_dim != self.obs_dim or other.action_spec != self.action_spec:
+            raise ValueError("other: buffers differ in observation size or action space")
+        for i in range(len(other)):
+            row = other[i]
+            self.add(row["obs"], row["action"], float(row["reward"]), row["next_obs"],
+                     bool(row["terminated"]), bool(row["truncated"]))
+
+    def __getitem__(self, index: Any) -> dict[str, torch.Tensor]:
+        """Rows `index` (an int, slice or index tensor) of every field."""
+        if isinstance(index, int) and not -self._size <= index < self._size:
+            raise IndexError(f"index {index} out of range for a buffer of {self._size}")
+        return {key: tensor[: self._size][index] for key, tensor in self._data.items()}
+
+    def tensors(self, device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
+        """Every stored field as tensors of length len(self), on `device`."""
+        return {key: tensor[: self._size].to(device) for key, tensor in self._data.items()}
+
+    def sample(self, batch_size: int, generator: torch.Generator | None = None
+               ) -> dict[str, torch.Tensor]:
+        """A batch of `batch_size` transitions drawn uniformly with replacement."""
+        batch_size = check_positive_int("batch_size", batch_size)
+        self._check_not_empty()
+        index = torch.randint(self._size, (batch_size,), generator=generator)
+        return self[index]
+
+    def stats(self) -> NormStats:
+        """Mean and std of observations, of their one-step change and of rewards."""
+        self._check_not_empty()
+        d = self.tensors()
+        delta = d["next_obs"] - d["obs"]
+        # A floor on the std keeps constant dimensions (e.g. CartPole's reward) finite.
+        return NormStats(
+            obs_mean=d["obs"].mean(0), obs_std=d["obs"].std(0, correction=0).clamp_min(1e-3),
+            delta_mean=delta.mean(0), delta_std=delta.std(0, correction=0).clamp_min(1e-3),
+            reward_mean=d["reward"].mean(),
+            reward_std=d["reward"].std(correction=0).clamp_min(1e-3),
+            done_fraction=float(d["terminated"].float().mean()),
+        )
+
+    def episode_returns(self) -> list[float]:
+        """Returns of the episodes in the buffer that ended (terminated or truncated)."""
+        d = self.tensors()
+        ends = (d["terminated"] | d["truncated"]).nonzero().flatten().tolist()
+        starts = d["is_first"].nonzero().flatten().tolist()
+        return [float(d["reward"][max(s for s in starts if s <= e): e + 1].sum()) for e in ends]
+
+    def _check_not_empty(self) -> None:
+        if self._size == 0:
+            raise ValueError("buffer: is empty; collect some transitions first (wm.collect)")

@@ -1,0 +1,81 @@
+"""Environments: `make_env`, `collect` and a wrapper that hides velocities (a POMDP)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from .buffer import ReplayBuffer
+from .utils import check_positive_int
+
+Policy = Callable[[np.ndarray], Any]
+
+
+def make_env(name: str = "CartPole-v1", seed: int = 0, hide_velocities: bool = False,
+             **kwargs: Any) -> gym.Env:
+    """A gymnasium env with a flat Box observation, seeded (env and action space) by `seed`.
+
+    `hide_velocities=True` keeps only the positions of CartPole (see `HideVelocities`).
+    """
+    try:
+        env = gym.make(name, **kwargs)
+    except gym.error.Error as error:
+        raise ValueError(f"name: {name!r} is not a gymnasium environment ({error})") from error
+    if hide_velocities:
+        env = HideVelocities(env)
+    space = env.observation_space
+    if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
+        raise ValueError(f"name: {name!r} has observation space {space}; expected a flat Box")
+    env.reset(seed=seed)
+    env.action_space.seed(seed)
+    return env
+
+
+def collect(env: gym.Env, steps: int, policy: Policy | None = None, seed: int = 0,
+            buffer: ReplayBuffer | None = None) -> ReplayBuffer:
+    """Run `policy` (uniformly random by default) for `steps` real steps into a buffer.
+
+    `policy` is any callable obs -> action, a planner included (its `reset()` is called at each
+    episode start when it has one). Episodes are reset as they end; the env is reset with
+    `seed` first, so the same seed gives the same data.
+    """
+    steps = check_positive_int("steps", steps)
+    buffer = buffer if buffer is not None else ReplayBuffer.for_env(env, capacity=steps)
+    env.action_space.seed(seed)
+    obs, _ = env.reset(seed=seed)
+    _reset_policy(policy)
+    for _ in range(steps):
+        action = env.action_space.sample() if policy is None else policy(obs)
+        next_obs, reward, terminated, truncated, _ = env.step(action)
+        buffer.add(obs, action, float(reward), next_obs, terminated, truncated)
+        obs = next_obs
+        if terminated or truncated:
+            obs, _ = env.reset()
+            _reset_policy(policy)
+    return buffer
+
+
+def _reset_policy(policy: Policy | None) -> None:
+    if policy is not None and hasattr(policy, "reset"):
+        policy.reset()
+
+
+class HideVelocities(gym.ObservationWrapper):
+    """CartPole observing only cart position and pole angle: velocities must be inferred.
+
+    Two stacked frames are not enough (the velocity change depends on the previous action);
+    a model with memory (an RSSM) has to build its own belief.
+    """
+
+    def __init__(self, env: gym.Env, keep: tuple[int, ...] = (0, 2)) -> None:
+        super().__init__(env)
+        self.keep = np.array(keep)
+        space = env.observation_space
+        self.observation_space = gym.spaces.Box(space.low[self.keep], space.high[self.keep],
+                                                dtype=np.float32)
+
+    def observation(self, observation: np.ndarray) -> np.ndarray:
+        return np.asarray(observation, dtype=np.float32)[self.keep]

@@ -1,0 +1,124 @@
+"""A deterministic MLP world model: (obs, action) -> change in obs, reward, termination."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..buffer import NormStats
+from ..spaces import ActionSpec
+from ..utils import as_float_tensor, check_positive_int, default_device
+from .base import Rollout, TerminationFn, alive_before
+
+
+class MLPWorldModel(nn.Module):
+    """One network predicts, from normalised (obs, action), three things at once:
+
+    - the change in observation, normalised by the buffer's delta statistics (predicting the
+      change rather than the next observation makes "stay the same" the easy default);
+    - the reward, normalised by the buffer's reward statistics;
+    - a termination logit (trained with a weighted BCE: terminations are rare).
+
+    The normalisation statistics live in buffers, so they travel in `state_dict()`.
+    """
+
+    def __init__(self, obs_dim: int, action_spec: ActionSpec, hidden: int = 200, layers: int = 2,
+                 device: str | torch.device | None = None) -> None:
+        super().__init__()
+        self.obs_dim = check_positive_int("obs_dim", obs_dim)
+        self.action_spec = action_spec
+        check_positive_int("hidden", hidden)
+        check_positive_int("layers", layers)
+        sizes = [obs_dim + action_spec.encoded_dim] + [hidden] * layers
+        blocks: list[nn.Module] = []
+        for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
+            blocks += [nn.Linear(fan_in, fan_out), nn.SiLU()]
+        self.net = nn.Sequential(*blocks, nn.Linear(hidden, obs_dim + 2))
+        for name in ("obs_mean", "delta_mean"):
+            self.register_buffer(name, torch.zeros(obs_dim))
+        for name in ("obs_std", "delta_std"):
+            self.register_buffer(name, torch.ones(obs_dim))
+        self.register_buffer("reward_mean", torch.zeros(()))
+        self.register_buffer("reward_std", torch.ones(()))
+        self.to(default_device(device))
+
+    @classmethod
+    def for_env(cls, env: gym.Env, **kwargs: Any) -> MLPWorldModel:
+        """A model sized for `env`'s observation and action spaces."""
+        space = env.observation_space
+        if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
+            raise ValueError(f"env: expected a flat Box observation space, got {space}")
+        return cls(space.shape[0], ActionSpec.from_space(env.action_space), **kwargs)
+
+    @property
+    def device(self) -> torch.device:
+        return self.obs_mean.device
+
+    def set_normalizer(self, stats: NormStats) -> None:
+        """Copy the buffer's statistics into the model (done by `fit` before training)."""
+        for name in ("obs_mean", "obs_std", "delta_mean", "delta_std", "reward_mean",
+                     "reward_std"):
+            getattr(self, name).copy_(getattr(stats, name))
+
+    def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """Raw obs (B, D) and actions (B,) or (B, A) -> normalised outputs (B, D + 2):
+        [delta (D), reward (1), termination logit (1)]."""
+        x = (obs - self.obs_mean) / self.obs_std
+        return self.net(torch.cat([x, self.action_spec.encode(action)], dim=-1))
+
+    def predict(self, obs: torch.Tensor, action: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Raw obs (B, D), actions (B[, A]) -> next obs (B, D), reward (B,), done logit (B,)."""
+        out = self(obs, action)
+        delta = out[:, : self.obs_dim] * self.delta_std + self.delta_mean
+        reward = out[:, self.obs_dim] * self.reward_std + self.reward_mean
+        return obs + delta, reward, out[:, self.obs_dim + 1]
+
+    def loss(self, batch: dict[str, torch.Tensor], done_weight: float = 1.0
+             ) -> dict[str, torch.Tensor]:
+        """Loss components on a batch of real transitions, all in normalised units."""
+        out = self(batch["obs"], batch["action"])
+        target_delta = (batch["next_obs"] - batch["obs"] - self.delta_mean) / self.delta_std
+        target_reward = (batch["reward"] - self.reward_mean) / self.reward_std
+        losses = {
+            "delta": F.mse_loss(out[:, : self.obs_dim], target_delta),
+            "reward": F.huber_loss(out[:, self.obs_dim], target_reward),
+            "done": F.binary_cross_entropy_with_logits(
+                out[:, self.obs_dim + 1], batch["terminated"].float(),
+                pos_weight=torch.tensor(done_weight, device=out.device)),
+        }
+        losses["total"] = losses["delta"] + losses["reward"] + losses["done"]
+        return losses
+
+    # -- the two functions every planner uses -------------------------------------------------
+
+    def filter(self, state: Any, action: Any, obs: Any) -> torch.Tensor:
+        """For a Markov observation the belief *is* the observation: (D,) tensor."""
+        return as_float_tensor("obs", obs, (self.obs_dim,), self.device).reshape(self.obs_dim)
+
+    def imagine(self, state: torch.Tensor, actions: torch.Tensor,
+                termination_fn: TerminationFn | None = None) -> Rollout:
+        """Roll N action sequences (N, H[, A]) forward from `state` (D,) or (N, D).
+
+        One batched network call per step. `termination_fn`, if given, replaces the learned
+        termination head (e.g. a known rule, as mbrl-lib's PETS does).
+        """
+        n, horizon = actions.shape[:2]
+        obs = state.expand(n, self.obs_dim)
+        observations, rewards, logits = [obs], [], []
+        for t in range(horizon):
+            obs, reward, logit = self.predict(obs, actions[:, t])
+            observations.append(obs)
+            rewards.append(reward)
+            logits.append(logit)
+        observations_t = torch.stack(observations, dim=1)
+        if termination_fn is None:
+            dones = torch.stack(logits, dim=1) > 0
+        else:
+            dones = termination_fn(observations_t[:, 1:])
+        rewards_t = torch.stack(rewards, dim=1) * alive_before(dones)
+        return Rollout(observations_t, actions, rewards_t, dones)

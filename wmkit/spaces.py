@@ -1,0 +1,90 @@
+"""Action spaces as the models and planners see them: Discrete or Box, encoded as floats."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """What a model needs to know about actions.
+
+    Discrete(n) actions are ints in [0, n) and enter a network one-hot; Box actions are float
+    vectors in [low, high] and enter rescaled to [-1, 1].
+    """
+
+    discrete: bool
+    n: int  # number of actions (Discrete) or action dimension (Box)
+    low: tuple[float, ...] = ()
+    high: tuple[float, ...] = ()
+
+    @classmethod
+    def from_space(cls, space: gym.Space) -> ActionSpec:
+        if isinstance(space, gym.spaces.Discrete):
+            if int(space.start) != 0:
+                raise ValueError(f"action_space: Discrete must start at 0, got start={space.start}")
+            return cls(discrete=True, n=int(space.n))
+        if isinstance(space, gym.spaces.Box) and len(space.shape) == 1:
+            if not (np.isfinite(space.low).all() and np.isfinite(space.high).all()):
+                raise ValueError("action_space: Box bounds must be finite to sample actions")
+            return cls(False, int(space.shape[0]), tuple(map(float, space.low)),
+                       tuple(map(float, space.high)))
+        raise ValueError(f"action_space: expected Discrete or a 1-d Box, got {space}")
+
+    @property
+    def encoded_dim(self) -> int:
+        """Width of an encoded action: n for one-hot, the action dimension for Box."""
+        return self.n
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape of one action: () for Discrete, (n,) for Box."""
+        return () if self.discrete else (self.n,)
+
+    def bounds(self, device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        return (torch.tensor(self.low, device=device), torch.tensor(self.high, device=device))
+
+    def encode(self, actions: torch.Tensor) -> torch.Tensor:
+        """Actions (...,) long or (..., n) float -> network input (..., encoded_dim) float."""
+        if self.discrete:
+            return torch.nn.functional.one_hot(actions.long(), self.n).float()
+        low, high = self.bounds(actions.device)
+        return (actions - low) / (high - low) * 2 - 1
+
+    def sample(self, shape: tuple[int, ...], generator: torch.Generator,
+               device: torch.device) -> torch.Tensor:
+        """Uniformly random actions of batch shape `shape` (plus the action shape)."""
+        if self.discrete:
+            return torch.randint(self.n, shape, generator=generator, device=device)
+        low, high = self.bounds(device)
+        unit = torch.rand((*shape, self.n), generator=generator, device=device)
+        return low + unit * (high - low)
+
+    def check(self, action: Any, name: str = "action") -> Any:
+        """`action` as the env expects it (int or float array), or a ValueError naming it."""
+        if self.discrete:
+            value = action
+            if hasattr(action, "item"):  # numpy or torch scalars
+                try:
+                    value = action.item()
+                except (ValueError, RuntimeError) as error:
+                    raise ValueError(f"{name}: expected one int, got {action!r}") from error
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                if isinstance(value, float) and value.is_integer():
+                    value = int(value)
+                else:
+                    raise ValueError(f"{name}: expected an int in [0, {self.n}), got {action!r}")
+            if not 0 <= value < self.n:
+                raise ValueError(f"{name}: expected an int in [0, {self.n}), got {value}")
+            return int(value)
+        array = np.asarray(action, dtype=np.float32).reshape(-1)
+        if array.shape != (self.n,) or not np.isfinite(array).all():
+            raise ValueError(f"{name}: expected {self.n} finite floats, got {action!r}")
+        if (array < np.array(self.low) - 1e-6).any() or (array > np.array(self.high) + 1e-6).any():
+            raise ValueError(f"{name}: expected values in [{self.low}, {self.high}], got {array}")
+        return array
