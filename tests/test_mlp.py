@@ -144,3 +144,23 @@ def test_filter_checks_observations():
         model.filter(None, None, [0.0, 0.1, 0.2])
     with pytest.raises(ValueError, match="obs: contains non-finite"):
         model.filter(None, None, [0.0, float("nan"), 0.2, 0.3])
+
+
+@pytest.mark.parametrize("env_name", ["CartPole-v1", "Pendulum-v1"])
+def test_fast_imagine_equals_stepping_predict(env_name, cartpole_buffer):
+    """`imagine` folds the normalisation into the weights: it must match `predict` exactly."""
+    env = wm.make_env(env_name, seed=0)
+    model = wm.MLPWorldModel.for_env(env, hidden=32, layers=3, device="cpu")
+    wm.fit(model, wm.collect(env, steps=300, seed=0), epochs=2, progress=False)
+    obs0 = torch.as_tensor(env.reset(seed=1)[0])
+    spec = model.action_spec
+    actions = spec.sample((5, 7), torch.Generator().manual_seed(0), torch.device("cpu"))
+    rollout = model.imagine(obs0, actions)
+    obs = obs0.expand(5, -1)
+    with torch.no_grad():
+        for t in range(7):
+            obs, reward, logit = model.predict(obs, actions[:, t])
+            assert torch.allclose(rollout.observations[:, t + 1], obs, atol=1e-4, rtol=1e-4)
+            alive = wm.alive_before(rollout.dones)[:, t]
+            assert torch.allclose(rollout.rewards[:, t], reward * alive, atol=1e-4, rtol=1e-4)
+            assert torch.equal(rollout.dones[:, t], logit > 0)
