@@ -1,6 +1,7 @@
 # wmkit on a fresh machine with Python 3.10+ and pip, in two commands:
 #   make lab    set up .venv, then open the notebooks in JupyterLab
 #   make test   set up .venv, then run the unit tests, every notebook and the exercise solutions
+#   make test-ui  only the browser tests (tests/ui: JupyterLab in headless chromium)
 # Knobs:
 #   VENV=.venv            where the virtual environment lives
 #   PYTHON=python3        the interpreter that creates it
@@ -51,6 +52,14 @@ test: $(STAMP)
 	SDL_VIDEODRIVER=dummy $(BIN)/pytest $(PYTEST_ARGS) || { rc=$$?; \
 	  [ $$rc -ne 5 ] || echo "make test: pytest collected no tests, which counts as a failure" >&2; \
 	  exit $$rc; }
+
+# The browser tests alone; `make test` runs them too. They need Debian's chromium (as root:
+# apt-get install chromium) and playwright in the venv (installed here); without chromium they
+# skip with the reason, unless WMKIT_UI_REQUIRED=1 (CI), which turns the skip into a failure.
+.PHONY: test-ui
+test-ui: $(STAMP)
+	$(BIN)/python -c 'import playwright' 2>/dev/null || $(BIN)/python -m pip install playwright
+	SDL_VIDEODRIVER=dummy $(BIN)/pytest -m ui tests/ui $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
