@@ -9,26 +9,31 @@
     wm.evaluate(env, planner, episodes=5, seed=1)
 """
 
+from . import diagnostics, uncertainty
 from .buffer import NormStats, ReplayBuffer
 from .envs import HideVelocities, collect, make_env
+from .envs_shift import ChangePoleLength
 from .loop import Episode, Evaluation, LearnLog, evaluate, learn
 from .models import (
+    EnsembleWorldModel,
     MLPWorldModel,
     Rollout,
+    RSSMWorldModel,
     TrueCartPole,
     WorldModel,
     alive_before,
     cartpole_termination,
 )
-from .planners import Plan, RandomShooting
+from .planners import Dyna, Plan, RandomShooting, train_dyna
 from .spaces import ActionSpec
 from .train import History, done_weight, fit, one_step_error
 from .utils import default_device, seed_everything
 
 __all__ = [
-    "ActionSpec", "Episode", "Evaluation", "History", "HideVelocities", "LearnLog",
-    "MLPWorldModel", "NormStats", "Plan", "RandomShooting", "ReplayBuffer", "Rollout",
-    "TrueCartPole", "WorldModel", "alive_before", "cartpole_termination", "collect",
-    "default_device", "done_weight", "evaluate", "fit", "learn", "make_env", "one_step_error",
-    "seed_everything",
+    "ActionSpec", "ChangePoleLength", "Dyna", "EnsembleWorldModel", "Episode", "Evaluation",
+    "HideVelocities", "History", "LearnLog", "MLPWorldModel", "NormStats", "Plan",
+    "RSSMWorldModel", "RandomShooting", "ReplayBuffer", "Rollout", "TrueCartPole", "WorldModel",
+    "alive_before", "cartpole_termination", "collect", "default_device", "diagnostics",
+    "done_weight", "evaluate", "fit", "learn", "make_env", "one_step_error", "seed_everything",
+    "train_dyna", "uncertainty",
 ]
