@@ -1,4 +1,4 @@
-# wmkit on a fresh machine with Python 3.10+ and pip, in two commands:
+# wmkit on a fresh machine with Python 3.10+ and pip: the quick start is make lab / make test.
 #   make lab    set up .venv, then open the notebooks in JupyterLab
 #   make test   set up .venv, then run the unit tests, every notebook and the exercise solutions
 #   make test-ui  only the browser tests (tests/ui: JupyterLab in headless chromium)

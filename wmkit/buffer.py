@@ -134,3 +134,21 @@ class ReplayBuffer:
     def _check_not_empty(self) -> None:
         if self._size == 0:
             raise ValueError("buffer: is empty; collect some transitions first (wm.collect)")
+
+    def sample_sequences(self, batch_size: int, length: int,
+                         generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """`batch_size` windows of `length` consecutive rows: every field as (B, L, ...).
+
+        Windows start uniformly at random and may cross episode boundaries: `is_first` marks
+        where a new episode begins, so a sequence model resets its state there (and treats
+        position 0 of a window as a start too: what came before it is not in the window).
+        The extra field `index` (B, L) gives the buffer rows, e.g. to mask held-out episodes.
+        """
+        batch_size = check_positive_int("batch_size", batch_size)
+        length = check_positive_int("length", length)
+        self._check_not_empty()
+        if length > self._size:
+            raise ValueError(f"length: expected at most len(buffer)={self._size}, got {length}")
+        starts = torch.randint(self._size - length + 1, (batch_size,), generator=generator)
+        index = starts[:, None] + torch.arange(length)
+        return {**self[index], "index": index}

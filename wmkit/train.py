@@ -53,6 +53,10 @@ def fit(model: torch.nn.Module, buffer: ReplayBuffer, epochs: int = 50, batch_si
     training and acting time. After each epoch the held-out loss is recorded, and a non-finite
     loss stops training with a FloatingPointError that says which component went bad.
     """
+    if hasattr(model, "fit_sequences"):  # sequence models (the RSSM) train on windows
+        return model.fit_sequences(buffer, epochs=epochs, batch_size=batch_size, lr=lr,
+                                   weight_decay=weight_decay, holdout=holdout, seed=seed,
+                                   progress=progress)
     epochs = check_positive_int("epochs", epochs)
     batch_size = check_positive_int("batch_size", batch_size)
     if len(buffer) == 0:

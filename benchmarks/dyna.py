@@ -1,0 +1,127 @@
+"""Sample efficiency of Dyna on CartPole-v1: real steps until a greedy mean return >= 475.
+
+Every agent is evaluated greedily on 3 separate episodes (never added to the data) every
+`--eval-every` real steps (Dyna / DQN) or after every model fit (MPC, as `wm.learn` does); the
+table gives the real env steps of training data, warm-up included, at the first evaluation
+that scored a mean >= 475, per seed ("-" = not within the budget).
+
+Variants:
+  dqn            Double DQN, 1 update per real step (Dyna with k = 0)
+  dqn+replay5    k = 0 plus 5 extra updates on replayed real minibatches per step
+  dqn+replay20   k = 0 plus 20 extra replayed real updates: the same gradient steps as dyna20
+  dyna5, dyna20  1 real + k imagined updates per real step (1-step branches from real states)
+  mpc            random-shooting MPC, wm.learn + wm.RandomShooting(horizon=20, candidates=200)
+
+    python benchmarks/dyna.py --seeds 5 --jobs 2
+    python benchmarks/dyna.py --seeds 2 --variants dqn,dyna20 --budget 6000
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import multiprocessing as mp
+import statistics
+import time
+from typing import Any
+
+import torch
+
+import wmkit as wm
+from wmkit.planners.dyna import Dyna, train_dyna
+
+VARIANTS = {  # name -> (planning_updates k, replay_updates)
+    "dqn": (0, 0), "dqn+replay5": (0, 5), "dqn+replay20": (0, 20), "dyna5": (5, 0),
+    "dyna20": (20, 0),
+}
+
+
+def run(job: tuple[str, int, argparse.Namespace]) -> dict[str, Any]:
+    """One (variant, seed) training run -> solved_at, the evaluation curve and wall seconds."""
+    variant, seed, args = job
+    torch.set_num_threads(args.threads)
+    wm.seed_everything(seed)
+    env = wm.make_env("CartPole-v1", seed=seed)
+    start = time.perf_counter()
+    if variant == "mpc":
+        model = wm.MLPWorldModel.for_env(env, device="cpu")
+        planner = wm.RandomShooting(model, horizon=20, candidates=200, seed=seed)
+        log = wm.learn(env, planner, steps=args.mpc_budget, seed=seed, eval_episodes=3,
+                       target_return=475, progress=False)
+    else:
+        k, replay = VARIANTS[variant]
+        model = wm.MLPWorldModel.for_env(env, device="cpu") if k else None
+        agent = Dyna.for_env(env, model, planning_updates=k, replay_updates=replay, seed=seed,
+                             device="cpu")
+        budget = args.extra_budget if k or replay else args.budget
+        log = train_dyna(env, agent, steps=budget, seed=seed, eval_every=args.eval_every,
+                         eval_episodes=3, target_return=475, progress=False)
+    seconds = time.perf_counter() - start
+    curve = [(e.real_steps, round(e.mean_return)) for e in log.evals]
+    print(f"  {variant:13s} seed {seed}: solved at {log.solved_at()}  ({seconds:.0f} s)  "
+          f"curve {curve}", flush=True)
+    return {"variant": variant, "seed": seed, "solved_at": log.solved_at(), "seconds": seconds}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--budget", type=int, default=15_000,
+                        help="real-step budget of plain DQN (1 update per step)")
+    parser.add_argument("--extra-budget", type=int, default=5_000,
+                        help="real-step budget of the runs with extra updates (replay, dyna): "
+                             "the 3x goal needs them well under it, and each step costs k+1 "
+                             "updates")
+    parser.add_argument("--mpc-budget", type=int, default=2_000)
+    parser.add_argument("--eval-every", type=int, default=100)
+    parser.add_argument("--variants", default="dqn,dqn+replay5,dqn+replay20,dyna5,dyna20,mpc")
+    parser.add_argument("--jobs", type=int, default=1, help="runs in parallel (processes)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    args = parser.parse_args()
+    variants = args.variants.split(",")
+    unknown = [v for v in variants if v not in VARIANTS and v != "mpc"]
+    if unknown:
+        parser.error(f"--variants: unknown {unknown}; choose from {[*VARIANTS, 'mpc']}")
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    print(f"CartPole-v1, seeds {seeds}, real-step budgets: dqn {args.budget}, replay/dyna "
+          f"{args.extra_budget}, mpc {args.mpc_budget}; greedy evaluation (3 episodes) every "
+          f"{args.eval_every} steps; {args.jobs} job(s) x {args.threads} thread(s)\n")
+    jobs = [(variant, seed, args) for variant in variants for seed in seeds]
+    start = time.perf_counter()
+    if args.jobs > 1:
+        with mp.get_context("spawn").Pool(args.jobs) as pool:
+            results = pool.map(run, jobs, chunksize=1)
+    else:
+        results = [run(job) for job in jobs]
+    total = time.perf_counter() - start
+    k0 = _median([r["solved_at"] for r in results if r["variant"] == "dqn"])
+    print("\n| variant | real steps to >= 475, per seed | median | solved | vs dqn "
+          "| wall s per run (median) |")
+    print("|---|---|---|---|---|---|")
+    for variant in variants:
+        rows = [r for r in results if r["variant"] == variant]
+        solved = [r["solved_at"] for r in rows]
+        median = _median(solved)
+        ratio = f"{k0 / median:.1f}x fewer" if math.isfinite(median) and variant != "dqn" \
+            and math.isfinite(k0) else ""
+        per_seed = ", ".join("-" if s is None else str(s) for s in solved)
+        found = sum(s is not None for s in solved)
+        seconds = statistics.median(r["seconds"] for r in rows)
+        print(f"| {variant} | {per_seed} | {_fmt(median)} | {found}/{len(rows)} | {ratio} "
+              f"| {seconds:.0f} |")
+    print(f"\ntotal wall time {total:.0f} s (shared CPU: timings are only comparable within "
+          "one run of this script)")
+
+
+def _median(solved: list[int | None]) -> float:
+    """Median real steps, an unsolved run counting as infinitely many."""
+    return statistics.median([s if s is not None else math.inf for s in solved])
+
+
+def _fmt(value: float) -> str:
+    return "-" if not math.isfinite(value) else f"{value:g}"
+
+
+if __name__ == "__main__":
+    main()

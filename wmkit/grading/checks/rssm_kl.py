@@ -1,0 +1,158 @@
+"""Exercise 06: the RSSM's KL between posterior and prior, balanced and with free bits."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ...models.rssm import RSSMWorldModel
+from ..core import CheckFailed, exercise
+from .common import call_student, expect_close, expect_tensor, generator, rngs
+
+EX = exercise("06_rssm_kl", "The RSSM's KL, balanced, with free bits")
+
+# The library's KL uses nothing of `self`: captured as a plain function of (posterior, prior).
+_library_kl = RSSMWorldModel.kl
+FORBIDDEN = [(RSSMWorldModel, "kl")]
+
+
+def reference_kl(posterior: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
+    return _library_kl(None, posterior, prior)  # type: ignore[arg-type]
+
+
+def random_pair(rng: random.Random) -> tuple[torch.Tensor, torch.Tensor]:
+    """Posterior and prior [mean, std] (..., 2 * stoch): some pairs close, some far apart."""
+    stoch = rng.randint(2, 6)
+    shape = (rng.randint(3, 8),) if rng.random() < 0.5 else (rng.randint(2, 4), rng.randint(2, 5))
+    g = generator(rng)
+    prior_mean = torch.randn(*shape, stoch, generator=g)
+    prior_std = F.softplus(torch.randn(*shape, stoch, generator=g)) + 0.1
+    # Per element: a small or a large step away from the prior, so KLs land on both sides of
+    # the free-bits threshold.
+    scale = torch.where(torch.rand(*shape, 1, generator=g) < 0.5, 0.1, 1.5)
+    post_mean = prior_mean + scale * torch.randn(*shape, stoch, generator=g)
+    post_std = prior_std * torch.exp(scale * 0.5 * torch.randn(*shape, stoch, generator=g))
+    return torch.cat([post_mean, post_std], -1), torch.cat([prior_mean, prior_std], -1)
+
+
+# -- part (a): gaussian_kl ----------------------------------------------------------------------
+
+PART_A = "gaussian_kl"
+
+
+def _kl(student: Callable[..., Any], posterior: torch.Tensor, prior: torch.Tensor) -> Any:
+    return call_student(student, FORBIDDEN, posterior.clone(), prior.clone())
+
+
+@EX.check(PART_A, 1, "sums over the latent dimensions: (..., 2 * stoch) -> (...)")
+def kl_shape(student: Callable[..., Any], seed: int) -> None:
+    for rng in rngs(seed):
+        posterior, prior = random_pair(rng)
+        expect_tensor(_kl(student, posterior, prior), "gaussian_kl(posterior, prior)",
+                      tuple(prior.shape[:-1]))
+
+
+@EX.check(PART_A, 1, "zero when the posterior equals the prior")
+def kl_zero(student: Callable[..., Any], seed: int) -> None:
+    for rng in rngs(seed):
+        _, prior = random_pair(rng)
+        expect_close(_kl(student, prior, prior), torch.zeros(prior.shape[:-1]),
+                     "gaussian_kl(p, p)", atol=1e-5)
+
+
+@EX.check(PART_A, 2, "the closed-form KL(q || p) of diagonal Gaussians")
+def kl_matches(student: Callable[..., Any], seed: int) -> None:
+    for rng in rngs(seed):
+        posterior, prior = random_pair(rng)
+        expect_close(_kl(student, posterior, prior), reference_kl(posterior, prior),
+                     "gaussian_kl(posterior, prior)",
+                     hint="per dimension log(s_p / s_q) + (s_q^2 + (m_q - m_p)^2) / (2 s_p^2) "
+                          "- 1/2; the first half of the last axis is the mean, the second the "
+                          "std (KL is not symmetric: q is the posterior)")
+
+
+# -- part (b): kl_losses ------------------------------------------------------------------------
+
+PART_B = "kl_losses"
+
+
+def _losses(student: Callable[..., Any], posterior: torch.Tensor, prior: torch.Tensor,
+            free_nats: float) -> tuple[torch.Tensor, torch.Tensor]:
+    result = call_student(student, FORBIDDEN, posterior, prior, free_nats)
+    if not isinstance(result, tuple) or len(result) != 2:
+        raise CheckFailed(f"kl_losses(...): expected a tuple (dyn, rep), got "
+                          f"{type(result).__name__}")
+    shape = tuple(prior.shape[:-1])
+    return (expect_tensor(result[0], "dyn", shape), expect_tensor(result[1], "rep", shape))
+
+
+def _inputs(rng: random.Random) -> tuple[torch.Tensor, torch.Tensor, float]:
+    posterior, prior = random_pair(rng)
+    kl = reference_kl(posterior, prior)
+    # Free bits between the smallest and largest KL: some elements clamp, some do not.
+    low, high = float(kl.min()), float(kl.max())
+    free_nats = low + (high - low) * rng.uniform(0.3, 0.7)
+    return posterior.requires_grad_(), prior.requires_grad_(), free_nats
+
+
+def _grads(loss: torch.Tensor, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+    """d loss.sum() / d inputs (zeros where an input is not used or is detached)."""
+    if not loss.requires_grad:
+        return [torch.zeros_like(x) for x in inputs]
+    grads = torch.autograd.grad(loss.sum(), inputs, allow_unused=True, retain_graph=True)
+    return [torch.zeros_like(x) if g is None else g for g, x in zip(grads, inputs, strict=True)]
+
+
+@EX.check(PART_B, 2, "values: both are max(free_nats, KL) per element")
+def losses_values(student: Callable[..., Any], seed: int) -> None:
+    for rng in rngs(seed):
+        posterior, prior, free_nats = _inputs(rng)
+        expected = reference_kl(posterior, prior).clamp_min(free_nats).detach()
+        dyn, rep = _losses(student, posterior, prior, free_nats)
+        hint = "clamp the KL from below at free_nats (KL.clamp_min(free_nats))"
+        expect_close(dyn, expected, "dyn", hint=hint)
+        expect_close(rep, expected, "rep", hint=hint)
+
+
+@EX.check(PART_B, 1, "free bits: no gradient where the KL is below free_nats")
+def losses_free_bits(student: Callable[..., Any], seed: int) -> None:
+    for rng in rngs(seed):
+        posterior, prior, free_nats = _inputs(rng)
+        below = reference_kl(posterior, prior).detach() < free_nats
+        dyn, rep = _losses(student, posterior, prior, free_nats)
+        for name, grads in (("dyn + rep", _grads(dyn + rep, [posterior, prior])),):
+            if any(g[below].abs().max() > 0 for g in grads):
+                raise CheckFailed(f"{name}: elements with KL < free_nats still get a gradient; "
+                                  "below the threshold the loss must be the constant free_nats")
+            if not any(g[~below].abs().max() > 0 for g in grads):
+                raise CheckFailed(f"{name}: no gradient at all, even where KL > free_nats")
+
+
+@EX.check(PART_B, 1, "dyn trains only the prior (the posterior is detached)")
+def losses_dyn_trains_prior(student: Callable[..., Any], seed: int) -> None:
+    for rng in rngs(seed):
+        posterior, prior, free_nats = _inputs(rng)
+        dyn, _ = _losses(student, posterior, prior, free_nats)
+        to_posterior, to_prior = _grads(dyn, [posterior, prior])
+        if to_posterior.abs().max() > 0:
+            raise CheckFailed("dyn sends gradient into the posterior: use posterior.detach() "
+                              "in the dynamics term")
+        if to_prior.abs().max() == 0:
+            raise CheckFailed("dyn sends no gradient into the prior: it is what dyn trains")
+
+
+@EX.check(PART_B, 1, "rep trains only the posterior (the prior is detached)")
+def losses_rep_trains_posterior(student: Callable[..., Any], seed: int) -> None:
+    for rng in rngs(seed):
+        posterior, prior, free_nats = _inputs(rng)
+        _, rep = _losses(student, posterior, prior, free_nats)
+        to_posterior, to_prior = _grads(rep, [posterior, prior])
+        if to_prior.abs().max() > 0:
+            raise CheckFailed("rep sends gradient into the prior: use prior.detach() in the "
+                              "representation term")
+        if to_posterior.abs().max() == 0:
+            raise CheckFailed("rep sends no gradient into the posterior: it is what rep trains")
