@@ -11,7 +11,7 @@ def test_learn_counts_every_real_step_and_logs_episodes():
                    progress=False)
     assert len(log.buffer) == 150
     assert log.episodes[0].phase == "warmup" and log.episodes[-1].real_steps <= 150
-    assert all(a.real_steps < b.real_steps for a, b in zip(log.episodes, log.episodes[1:], strict=False))
+    assert all(a.real_steps < b.real_steps for a, b in zip(log.episodes, log.episodes[1:]))
     assert log.histories and log.evals and log.evals[0].real_steps == 100
     assert len(log.evals[0].returns) == 1
 
