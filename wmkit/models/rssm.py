@@ -72,15 +72,17 @@ class RSSMWorldModel(nn.Module):
     """GRU deterministic path + Gaussian stochastic latent, with decoder, reward and end heads.
 
     Why Gaussian latents here, when DreamerV2/V3 use categorical ones (32 x 32 one-hots with
-    straight-through gradients and a 1% uniform mix)? Measured on velocity-hidden CartPole
-    (benchmarks/rssm_pomdp.py, same sizes, data and training): a categorical z of 8 x 8 classes
-    reconstructs observations ~6x less precisely (standardised squared error ~0.04 vs ~0.006)
-    because every observation reaches the belief as a discrete code. Here precision is
-    everything: an error of ~1 degree in the believed upright makes the planner balance the
-    pole around the wrong angle, and the cart accelerates steadily until the pole falls near
-    the track's end (~220-300 steps), where the Gaussian model planned 500-step episodes.
-    Categorical codes shine on images, where there are many more bits to carry than to keep
-    exact; CartPole is the opposite: four numbers, kept exactly.
+    straight-through gradients and a 1% uniform mix)? We tried both on velocity-hidden CartPole
+    (seed 0, the protocol of benchmarks/rssm_pomdp.py, deter 64, random warm-up of 1,000
+    steps). A categorical z of 8 latents x 8 classes reconstructed observations from the
+    belief ~6x less precisely (standardised squared error ~0.04 vs ~0.006 for 16 Gaussians)
+    because every observation reaches the belief as a discrete code. Its planner's episodes
+    all ended the same way: the cart accelerated steadily to one side (as if the pole's
+    believed upright were off by about a degree) until the pole fell near x = 1.6; mean return
+    ~295 after 3,000 real steps and ~215 after 5,000. The Gaussian model, same protocol and
+    seed: 388 after 3,000 and 500 (every episode) after 5,000. Categorical codes shine on
+    images, with many more bits to carry than to keep exact; CartPole is the opposite: four
+    numbers, kept exactly.
 
     Planning uses the prior's *mean* (not a sample) at every imagined step, and `filter` the
     posterior's mean: the same observations give the same plan, and CartPole is deterministic,
