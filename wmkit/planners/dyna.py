@@ -283,8 +283,7 @@ def epsilon_at(step: int, warmup: int, decay_steps: int, start: float = 1.0,
 def train_dyna(env: gym.Env, agent: Dyna, steps: int = 10_000, seed: int = 0,
                warmup: int = 500, epsilon_decay: int = 2_000, epsilon_end: float = 0.05,
                refit_every: int = 250, epochs: int = 20, first_epochs: int = 100,
-               eval_every: int = 250,
-               eval_episodes: int = 3, target_return: float | None = None,
+               eval_every: int = 250, eval_episodes: int = 3, target_return: float | None = None,
                fit_kwargs: dict[str, Any] | None = None, progress: bool = True) -> DynaLog:
     """Train `agent` (and its world model, in place) from at most `steps` real steps.
 
