@@ -49,6 +49,34 @@ def test_extend_and_growth():
     assert torch.equal(big[5]["obs"], small[0]["obs"]) and bool(big[5]["is_first"])
 
 
+@pytest.mark.parametrize("cut", [1, 17, 40, 59])
+def test_extend_equals_adding_row_by_row(cut):
+    """Joining two halves of one stream gives the buffer the whole stream gives, is_first
+    included: a half that continues an unfinished episode does not start a new one."""
+    env = wm.make_env("CartPole-v1", seed=2)
+    whole = wm.collect(env, steps=60, seed=2)
+    first, second = (wm.ReplayBuffer.for_env(env, capacity=3) for _ in range(2))
+    for buffer, rows in ((first, range(cut)), (second, range(cut, 60))):
+        for i in rows:
+            row = whole[i]
+            buffer.add(row["obs"], int(row["action"]), float(row["reward"]), row["next_obs"],
+                       bool(row["terminated"]), bool(row["truncated"]))
+    first.extend(second)
+    for key, tensor in whole.tensors().items():
+        assert torch.equal(first.tensors()[key], tensor), key
+    assert first.episode_returns() == whole.episode_returns()
+
+
+def test_episode_returns_sum_each_finished_episode():
+    env = wm.make_env("CartPole-v1", seed=5)
+    buffer = wm.ReplayBuffer.for_env(env)
+    assert buffer.episode_returns() == []
+    rows = [(1, False), (2, True), (3, False), (4, False), (5, True), (6, False)]
+    for reward, terminated in rows:
+        buffer.add([0.0] * 4, 0, reward, [0.0] * 4, terminated)
+    assert buffer.episode_returns() == [3.0, 12.0]  # the unfinished last episode is left out
+
+
 @pytest.mark.parametrize("field, kwargs, match", [
     ("obs", {"obs": [0.0, 0.0, 0.0]}, "obs"),
     ("nan", {"obs": [0.0, float("nan"), 0.0, 0.0]}, "obs: contains non-finite"),

@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 import wmkit as wm
 
@@ -14,6 +15,26 @@ def test_learn_counts_every_real_step_and_logs_episodes():
     assert all(a.real_steps < b.real_steps for a, b in zip(log.episodes, log.episodes[1:]))
     assert log.histories and log.evals and log.evals[0].real_steps == 100
     assert len(log.evals[0].returns) == 1
+
+
+def test_evaluating_less_often_leaves_training_unchanged():
+    """`eval_every` thins the evaluations; the data collected stay the same, step for step."""
+    def run(eval_every: int) -> wm.LearnLog:
+        wm.seed_everything(0)
+        env = wm.make_env("CartPole-v1", seed=0)
+        planner = wm.RandomShooting(wm.MLPWorldModel.for_env(env, hidden=32, device="cpu"),
+                                    horizon=5, candidates=20)
+        return wm.learn(env, planner, steps=160, seed=0, warmup=60, refit_every=20, epochs=1,
+                        eval_episodes=1, eval_every=eval_every, progress=False)
+
+    every_fit, sparse = run(1), run(50)
+    assert len(every_fit.histories) == len(sparse.histories) > 4
+    steps = [e.real_steps for e in sparse.evals]
+    assert len(steps) < len(every_fit.evals) and steps[0] == 60
+    assert all(b - a >= 50 for a, b in zip(steps, steps[1:]))
+    assert torch.equal(every_fit.buffer.tensors()["action"], sparse.buffer.tensors()["action"])
+    with pytest.raises(ValueError, match="eval_every"):
+        run(0)
 
 
 def test_evaluate_is_repeatable_and_adds_no_data():

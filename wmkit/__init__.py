@@ -9,7 +9,11 @@
     wm.evaluate(env, planner, episodes=5, seed=1)
 """
 
-from . import diagnostics, uncertainty
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
 from .buffer import NormStats, ReplayBuffer
 from .envs import HideVelocities, collect, make_env
 from .envs_shift import ChangePoleLength
@@ -37,3 +41,17 @@ __all__ = [
     "done_weight", "evaluate", "fit", "learn", "make_env", "one_step_error", "seed_everything",
     "train_dyna", "uncertainty",
 ]
+
+# The figure and widget modules pull in matplotlib and ipywidgets (~1 s): load them on first
+# use (`wm.viz`, `from wmkit import widgets`), so a script that only trains and plans stays light.
+_LAZY_MODULES = ("diagnostics", "uncertainty", "viz", "widgets", "probe")
+
+
+def __getattr__(name: str) -> ModuleType:
+    if name in _LAZY_MODULES:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'wmkit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY_MODULES))

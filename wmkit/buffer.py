@@ -87,10 +87,21 @@ class ReplayBuffer:
         """Append every transition of `other` (same observation size and action space)."""
         if other.obs_dim != self.obs_dim or other.action_spec != self.action_spec:
             raise ValueError("other: buffers differ in observation size or action space")
-        for i in range(len(other)):
-            row = other[i]
-            self.add(row["obs"], row["action"], float(row["reward"]), row["next_obs"],
-                     bool(row["terminated"]), bool(row["truncated"]))
+        n, i = len(other), self._size
+        if n == 0:
+            return
+        capacity = len(self._data["obs"])
+        if i + n > capacity:
+            self._alloc(max(2 * capacity, i + n))
+        for key, tensor in other.tensors().items():
+            self._data[key][i: i + n] = tensor
+        # `other`'s first row starts an episode here unless it continues our last one (the
+        # same rule as `add`); its other rows keep the starts `other` inferred.
+        d = self._data
+        continues = i > 0 and not bool(d["terminated"][i - 1] or d["truncated"][i - 1]) \
+            and torch.equal(d["next_obs"][i - 1], d["obs"][i])
+        d["is_first"][i] = not continues
+        self._size += n
 
     def __getitem__(self, index: Any) -> dict[str, torch.Tensor]:
         """Rows `index` (an int, slice or index tensor) of every field."""
@@ -127,9 +138,12 @@ class ReplayBuffer:
     def episode_returns(self) -> list[float]:
         """Returns of the episodes in the buffer that ended (terminated or truncated)."""
         d = self.tensors()
-        ends = (d["terminated"] | d["truncated"]).nonzero().flatten().tolist()
-        starts = d["is_first"].nonzero().flatten().tolist()
-        return [float(d["reward"][max(s for s in starts if s <= e): e + 1].sum()) for e in ends]
+        if self._size == 0:
+            return []
+        episode = d["is_first"].long().cumsum(0) - 1  # row -> episode number (row 0 starts one)
+        totals = torch.zeros(int(episode[-1]) + 1).index_add_(0, episode, d["reward"])
+        ends = (d["terminated"] | d["truncated"]).nonzero().flatten()
+        return totals[episode[ends]].tolist()
 
     def _check_not_empty(self) -> None:
         if self._size == 0:

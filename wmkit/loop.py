@@ -80,19 +80,22 @@ def evaluate(env: gym.Env, agent: Any, episodes: int = 5, seed: int = 1,
 
 def learn(env: gym.Env, planner: Any, steps: int = 1_000, seed: int = 0, warmup: int = 200,
           refit_every: int = 100, epochs: int = 30, eval_episodes: int = 0,
-          target_return: float | None = None, fit_kwargs: dict[str, Any] | None = None,
-          progress: bool = True) -> LearnLog:
+          eval_every: int = 1, target_return: float | None = None,
+          fit_kwargs: dict[str, Any] | None = None, progress: bool = True) -> LearnLog:
     """Train `planner.model` in place from `steps` real steps (warm-up included).
 
     The first `warmup` steps act at random; then the model is fitted and the planner acts.
     The model is refitted (warm-started) at every episode end and every `refit_every` steps.
-    With `eval_episodes > 0`, each fit is followed by an evaluation on a copy of the env
-    (never added to the data); with `target_return`, learning stops once one reaches it.
+    With `eval_episodes > 0`, a fit is followed by an evaluation on a copy of the env (never
+    added to the data) once `eval_every` real steps have passed since the last one (1: after
+    every fit); with `target_return`, learning stops once one reaches it. Evaluating never
+    changes the training run: the planner is reseeded after every fit either way.
     One `seed` seeds torch, numpy, the env, its action space and the planner's sampling.
     """
     steps = check_positive_int("steps", steps)
     warmup = check_positive_int("warmup", warmup)
     refit_every = check_positive_int("refit_every", refit_every)
+    eval_every = check_positive_int("eval_every", eval_every)
     if warmup > steps:
         raise ValueError(f"warmup: expected at most steps={steps}, got {warmup}")
     seed_everything(seed)
@@ -103,7 +106,7 @@ def learn(env: gym.Env, planner: Any, steps: int = 1_000, seed: int = 0, warmup:
     fit_args = {"epochs": epochs, "progress": False, **(fit_kwargs or {})}
     obs, _ = env.reset(seed=seed)
     planner.reset()
-    episode_return, since_fit, fitted = 0.0, 0, False
+    episode_return, since_fit, fitted, last_eval = 0.0, 0, False, -eval_every
     bar = tqdm(range(1, steps + 1), desc="learn", disable=not progress)
     for step in bar:
         action = planner(obs) if fitted else env.action_space.sample()
@@ -120,12 +123,13 @@ def learn(env: gym.Env, planner: Any, steps: int = 1_000, seed: int = 0, warmup:
         if step >= warmup and (episode_over or since_fit >= refit_every or not fitted):
             log.histories.append(fit(planner.model, log.buffer, seed=seed + step, **fit_args))
             fitted, since_fit = True, 0
-            if eval_env is not None:
+            if eval_env is not None and step - last_eval >= eval_every:
                 result = evaluate(eval_env, planner, eval_episodes, seed=seed + 10_000)
                 log.evals.append(Evaluation(step, result.returns))
-                planner.reseed(seed + step)
+                last_eval = step
                 if target_return is not None and result.mean_return >= target_return:
                     break
+            planner.reseed(seed + step)
             if not episode_over:
                 # The belief was built before this refit; rebuild it from the current obs.
                 planner.reset()

@@ -178,25 +178,25 @@ def imagine_learned_dones(student: Callable[..., Any], seed: int) -> None:
                      hint="without termination_fn, done is the third output of predict > 0")
 
 
-@EX.check("imagine", 1, "dones: termination_fn, when given, replaces the head")
-def imagine_rule_dones(student: Callable[..., Any], seed: int) -> None:
+def _compare_with_rule(student: Callable[..., Any], seed: int, field: str,
+                       compare: Callable[..., None], hint: str) -> None:
+    """Imagine with a termination rule that fires mid-rollout; compare one Rollout field."""
     for rng in rngs(seed):
         model = random_model(rng)
         start, actions = random_start(model, rng), random_actions(model, rng)
         rule = threshold_termination(model, start, actions)
-        expected = _reference_imagine(model, start, actions, rule).dones
-        actual = rollout_field(_imagine(student, model, start, actions, rule), "dones")
-        expect_equal(actual, expected, "rollout.dones",
-                     hint="termination_fn(next observations (N, H, D)) -> (N, H) bool")
+        expected = getattr(_reference_imagine(model, start, actions, rule), field)
+        actual = rollout_field(_imagine(student, model, start, actions, rule), field)
+        compare(actual, expected, f"rollout.{field}", hint=hint)
+
+
+@EX.check("imagine", 1, "dones: termination_fn, when given, replaces the head")
+def imagine_rule_dones(student: Callable[..., Any], seed: int) -> None:
+    _compare_with_rule(student, seed, "dones", expect_equal,
+                       hint="termination_fn(next observations (N, H, D)) -> (N, H) bool")
 
 
 @EX.check("imagine", 1, "rewards: predicted until the first done, zero after it")
 def imagine_masked_rewards(student: Callable[..., Any], seed: int) -> None:
-    for rng in rngs(seed):
-        model = random_model(rng)
-        start, actions = random_start(model, rng), random_actions(model, rng)
-        rule = threshold_termination(model, start, actions)
-        expected = _reference_imagine(model, start, actions, rule).rewards
-        actual = rollout_field(_imagine(student, model, start, actions, rule), "rewards")
-        expect_close(actual, expected, "rollout.rewards",
-                     hint="multiply the predicted rewards by alive_before(dones)")
+    _compare_with_rule(student, seed, "rewards", expect_close,
+                       hint="multiply the predicted rewards by alive_before(dones)")
