@@ -45,13 +45,19 @@ def check_positive_int(name: str, value: Any) -> int:
 def as_float_tensor(
     name: str, value: Any, shape: tuple[int, ...] | None = None, device: torch.device | None = None
 ) -> torch.Tensor:
-    """`value` as a finite float32 tensor (of trailing shape `shape`), or a ValueError naming it."""
+    """`value` as a finite float32 tensor (of trailing shape `shape`) on `device`, or a
+    ValueError naming it.
+
+    Host values (numpy arrays, lists, CPU tensors) are checked on the host and then moved:
+    checking on a GPU would make the host wait for it (the planner calls this every step).
+    """
+    on_host = not (isinstance(value, torch.Tensor) and value.device.type != "cpu")
     try:
-        tensor = torch.as_tensor(value, dtype=torch.float32, device=device)
+        tensor = torch.as_tensor(value, dtype=torch.float32, device="cpu" if on_host else None)
     except (TypeError, ValueError, RuntimeError) as error:
         raise ValueError(f"{name}: expected numbers, got {value!r}") from error
     if shape is not None and tuple(tensor.shape[-len(shape):]) != shape:
         raise ValueError(f"{name}: expected trailing shape {shape}, got {tuple(tensor.shape)}")
     if not torch.isfinite(tensor).all():
         raise ValueError(f"{name}: contains non-finite values (NaN or inf)")
-    return tensor
+    return tensor if device is None else tensor.to(device)

@@ -46,15 +46,14 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import gymnasium as gym
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..buffer import NormStats
 from ..spaces import ActionSpec
 from ..utils import as_float_tensor, check_positive_int, default_device
 from .base import Rollout, TerminationFn, alive_before
+from .normalised import Normalised
 
 Propagation = Literal["mean", "random_member"]
 PROPAGATIONS = ("mean", "random_member")
@@ -124,7 +123,7 @@ def _spread(delta: torch.Tensor, centre: torch.Tensor) -> torch.Tensor:
     return (delta - centre).square().mean(dim=0).sqrt().mean(dim=-1)
 
 
-class EnsembleWorldModel(nn.Module):
+class EnsembleWorldModel(Normalised, nn.Module):
     """N MLP world models trained and evaluated together (see the module docstring).
 
     Drops in wherever `MLPWorldModel` does (`fit`, `RandomShooting`, `learn`): `predict` gives
@@ -175,31 +174,8 @@ class EnsembleWorldModel(nn.Module):
             # Bounds in normalised units (the delta targets have std 1): PETS' initial values.
             self.max_logvar = nn.Parameter(torch.full((obs_dim,), 0.5))
             self.min_logvar = nn.Parameter(torch.full((obs_dim,), -10.0))
-        for name in ("obs_mean", "delta_mean"):
-            self.register_buffer(name, torch.zeros(obs_dim))
-        for name in ("obs_std", "delta_std"):
-            self.register_buffer(name, torch.ones(obs_dim))
-        self.register_buffer("reward_mean", torch.zeros(()))
-        self.register_buffer("reward_std", torch.ones(()))
+        self.register_norm_buffers(obs_dim)  # set_normalizer, device, for_env: see Normalised
         self.to(default_device(device))
-
-    @classmethod
-    def for_env(cls, env: gym.Env, **kwargs: Any) -> EnsembleWorldModel:
-        """An ensemble sized for `env`'s observation and action spaces."""
-        space = env.observation_space
-        if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
-            raise ValueError(f"env: expected a flat Box observation space, got {space}")
-        return cls(space.shape[0], ActionSpec.from_space(env.action_space), **kwargs)
-
-    @property
-    def device(self) -> torch.device:
-        return self.obs_mean.device
-
-    def set_normalizer(self, stats: NormStats) -> None:
-        """Copy the buffer's statistics into the model (done by `fit` before training)."""
-        for name in ("obs_mean", "obs_std", "delta_mean", "delta_std", "reward_mean",
-                     "reward_std"):
-            getattr(self, name).copy_(getattr(stats, name))
 
     # -- the networks ---------------------------------------------------------------------------
 

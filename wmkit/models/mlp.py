@@ -4,18 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-import gymnasium as gym
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..buffer import NormStats
 from ..spaces import ActionSpec
 from ..utils import as_float_tensor, check_positive_int, default_device
 from .base import Rollout, TerminationFn, alive_before
+from .normalised import Normalised
 
 
-class MLPWorldModel(nn.Module):
+class MLPWorldModel(Normalised, nn.Module):
     """One network predicts, from normalised (obs, action), three things at once:
 
     - the change in observation, normalised by the buffer's delta statistics (predicting the
@@ -23,7 +22,8 @@ class MLPWorldModel(nn.Module):
     - the reward, normalised by the buffer's reward statistics;
     - a termination logit (trained with a weighted BCE: terminations are rare).
 
-    The normalisation statistics live in buffers, so they travel in `state_dict()`.
+    The normalisation statistics live in buffers, so they travel in `state_dict()` (see
+    `Normalised`, which also gives `set_normalizer`, `device` and `for_env`).
     """
 
     def __init__(self, obs_dim: int, action_spec: ActionSpec, hidden: int = 200, layers: int = 2,
@@ -38,31 +38,8 @@ class MLPWorldModel(nn.Module):
         for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
             blocks += [nn.Linear(fan_in, fan_out), nn.SiLU()]
         self.net = nn.Sequential(*blocks, nn.Linear(hidden, obs_dim + 2))
-        for name in ("obs_mean", "delta_mean"):
-            self.register_buffer(name, torch.zeros(obs_dim))
-        for name in ("obs_std", "delta_std"):
-            self.register_buffer(name, torch.ones(obs_dim))
-        self.register_buffer("reward_mean", torch.zeros(()))
-        self.register_buffer("reward_std", torch.ones(()))
+        self.register_norm_buffers(obs_dim)
         self.to(default_device(device))
-
-    @classmethod
-    def for_env(cls, env: gym.Env, **kwargs: Any) -> MLPWorldModel:
-        """A model sized for `env`'s observation and action spaces."""
-        space = env.observation_space
-        if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
-            raise ValueError(f"env: expected a flat Box observation space, got {space}")
-        return cls(space.shape[0], ActionSpec.from_space(env.action_space), **kwargs)
-
-    @property
-    def device(self) -> torch.device:
-        return self.obs_mean.device
-
-    def set_normalizer(self, stats: NormStats) -> None:
-        """Copy the buffer's statistics into the model (done by `fit` before training)."""
-        for name in ("obs_mean", "obs_std", "delta_mean", "delta_std", "reward_mean",
-                     "reward_std"):
-            getattr(self, name).copy_(getattr(stats, name))
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """Raw obs (B, D) and actions (B,) or (B, A) -> normalised outputs (B, D + 2):
@@ -114,17 +91,20 @@ class MLPWorldModel(nn.Module):
         n, horizon = actions.shape[:2]
         d = self.obs_dim
         first_obs, first_act, first_bias, hidden, last = self._folded_layers()
-        # The action's share of layer 1 (bias included), (N, hidden) per step.
         if self.action_spec.discrete:
             table = first_act + first_bias  # one row per action: a lookup, not a matmul
-            inputs = [table[actions[:, t]] for t in range(horizon)]
         else:
             encoded = self.action_spec.encode(actions)
-            inputs = [torch.addmm(first_bias, encoded[:, t], first_act) for t in range(horizon)]
         obs = state.expand(n, d)
         observations, outputs = [obs], []
         for t in range(horizon):
-            h = torch.addmm(inputs[t], obs, first_obs)
+            # The action's share of layer 1 (bias included), (N, hidden), made step by step:
+            # all H at once would hold N x H x hidden floats (24 GB at 10^6 x 30 x 200).
+            if self.action_spec.discrete:
+                action_in = table.index_select(0, actions[:, t])
+            else:
+                action_in = torch.addmm(first_bias, encoded[:, t], first_act)
+            h = torch.addmm(action_in, obs, first_obs)
             for weight, bias in hidden:
                 h = torch.addmm(bias, F.silu(h, inplace=True), weight)
             out = torch.addmm(last[1], F.silu(h, inplace=True), last[0])  # (N, D + 2), raw units
