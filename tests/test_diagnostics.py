@@ -147,3 +147,21 @@ def test_planner_trial_is_capped_and_repeatable(true_model):
         dg.planner_trial(true_model, env, max_steps=0)
     with pytest.raises(ValueError, match="candidates"):
         dg.planner_trial(true_model, env, candidates=0)
+
+
+@pytest.mark.parametrize("switches", list(dg.ABLATION_VARIANTS.values()),
+                         ids=list(dg.ABLATION_VARIANTS))
+def test_ablation_models_imagine_what_their_predict_says(switches, cartpole_buffer):
+    """Every variant's imagined rollout (what the compounding-error curves use) is its own
+    one-step prediction applied H times, not the delta model's fast path."""
+    torch.manual_seed(0)
+    model = dg.AblationMLP(4, cartpole_buffer.action_spec, hidden=16, device="cpu", **switches)
+    wm.fit(model, cartpole_buffer, epochs=1, seed=0, progress=False)
+    data = cartpole_buffer.tensors()
+    obs, actions = data["obs"][:6], data["action"][:6, None].repeat(1, 4)
+    rollout = model.imagine(obs, actions)
+    expected = obs
+    with torch.no_grad():
+        for t in range(4):
+            expected, _, _ = model.predict(expected, actions[:, t])
+            assert torch.allclose(rollout.observations[:, t + 1], expected), t

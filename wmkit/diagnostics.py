@@ -24,10 +24,10 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-import torch.nn.functional as F
 from matplotlib.figure import Figure
 
 from .buffer import NormStats, ReplayBuffer
+from .models.base import Rollout, TerminationFn, rollout_by_predict
 from .models.mlp import MLPWorldModel
 from .planners.shooting import RandomShooting, Select
 from .spaces import ActionSpec
@@ -261,33 +261,22 @@ class AblationMLP(MLPWorldModel):
             for name in ("obs_std", "delta_std"):
                 getattr(self, name).fill_(1.0)
 
-    def predict(self, obs: torch.Tensor, action: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Raw obs (B, D), actions (B[, A]) -> next obs (B, D), reward (B,), done logit (B,)."""
+    def obs_target(self, obs: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
+        """The change (wmkit's choice), or without predict_delta the next obs itself."""
         if self.predict_delta:
-            return super().predict(obs, action)
-        out = self(obs, action)
-        next_obs = out[:, : self.obs_dim] * self.obs_std + self.obs_mean
-        reward = out[:, self.obs_dim] * self.reward_std + self.reward_mean
-        return next_obs, reward, out[:, self.obs_dim + 1]
+            return super().obs_target(obs, next_obs)
+        return (next_obs - self.obs_mean) / self.obs_std
 
-    def loss(self, batch: dict[str, torch.Tensor], done_weight: float = 1.0
-             ) -> dict[str, torch.Tensor]:
-        """As `MLPWorldModel.loss`; without predict_delta the "delta" term targets next obs."""
+    def next_obs(self, obs: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """The inverse of `obs_target`."""
         if self.predict_delta:
-            return super().loss(batch, done_weight)
-        out = self(batch["obs"], batch["action"])
-        target_next = (batch["next_obs"] - self.obs_mean) / self.obs_std
-        target_reward = (batch["reward"] - self.reward_mean) / self.reward_std
-        losses = {
-            "delta": F.mse_loss(out[:, : self.obs_dim], target_next),
-            "reward": F.huber_loss(out[:, self.obs_dim], target_reward),
-            "done": F.binary_cross_entropy_with_logits(
-                out[:, self.obs_dim + 1], batch["terminated"].float(),
-                pos_weight=torch.tensor(done_weight, device=out.device)),
-        }
-        losses["total"] = losses["delta"] + losses["reward"] + losses["done"]
-        return losses
+            return super().next_obs(obs, out)
+        return out * self.obs_std + self.obs_mean
+
+    def imagine(self, state: torch.Tensor, actions: torch.Tensor,
+                termination_fn: TerminationFn | None = None) -> Rollout:
+        """Steps `predict` (`MLPWorldModel.imagine`'s folded fast path assumes predict_delta)."""
+        return rollout_by_predict(self, state, actions, termination_fn)
 
 
 ABLATION_VARIANTS: dict[str, dict[str, bool]] = {

@@ -52,6 +52,32 @@ def alive_before(dones: torch.Tensor) -> torch.Tensor:
     return ended_before == 0
 
 
+@torch.no_grad()
+def rollout_by_predict(model: Any, state: torch.Tensor, actions: torch.Tensor,
+                       termination_fn: TerminationFn | None = None) -> Rollout:
+    """Imagine by calling `model.predict(obs (N, D), action (N[, A]))` once per step.
+
+    The plain reference a model's fast `imagine` must match, and the `imagine` of a one-step
+    model without a fast path. predict returns (next obs (N, D), reward (N,), done logit (N,));
+    a logit > 0 ends the trajectory unless `termination_fn` (next obs -> done) replaces it.
+    state: (D,) or (N, D); actions: (N, H[, A]).
+    """
+    n, horizon = actions.shape[:2]
+    obs = state.expand(n, state.shape[-1])
+    observations, rewards, logits = [obs], [], []
+    for t in range(horizon):
+        obs, reward, logit = model.predict(obs, actions[:, t])
+        observations.append(obs)
+        rewards.append(reward)
+        logits.append(logit)
+    observations_t = torch.stack(observations, 1)
+    if termination_fn is None:
+        dones = torch.stack(logits, 1) > 0
+    else:
+        dones = termination_fn(observations_t[:, 1:])
+    return Rollout(observations_t, actions, torch.stack(rewards, 1) * alive_before(dones), dones)
+
+
 @runtime_checkable
 class WorldModel(Protocol):
     """The two functions every planner needs (see docs/DESIGN.md)."""

@@ -51,15 +51,22 @@ class MLPWorldModel(Normalised, nn.Module):
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Raw obs (B, D), actions (B[, A]) -> next obs (B, D), reward (B,), done logit (B,)."""
         out = self(obs, action)
-        delta = out[:, : self.obs_dim] * self.delta_std + self.delta_mean
         reward = out[:, self.obs_dim] * self.reward_std + self.reward_mean
-        return obs + delta, reward, out[:, self.obs_dim + 1]
+        return self.next_obs(obs, out[:, : self.obs_dim]), reward, out[:, self.obs_dim + 1]
+
+    def obs_target(self, obs: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
+        """What the first D outputs learn (B, D): the change in observation, normalised."""
+        return (next_obs - obs - self.delta_mean) / self.delta_std
+
+    def next_obs(self, obs: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """The inverse of `obs_target`: obs (B, D) and the first D outputs -> next obs (B, D)."""
+        return obs + out * self.delta_std + self.delta_mean
 
     def loss(self, batch: dict[str, torch.Tensor], done_weight: float = 1.0
              ) -> dict[str, torch.Tensor]:
         """Loss components on a batch of real transitions, all in normalised units."""
         out = self(batch["obs"], batch["action"])
-        target_delta = (batch["next_obs"] - batch["obs"] - self.delta_mean) / self.delta_std
+        target_delta = self.obs_target(batch["obs"], batch["next_obs"])
         target_reward = (batch["reward"] - self.reward_mean) / self.reward_std
         losses = {
             "delta": F.mse_loss(out[:, : self.obs_dim], target_delta),
