@@ -10,11 +10,16 @@ Variants:
   dqn+replay5    k = 0 plus 5 extra updates on replayed real minibatches per step
   dqn+replay20   k = 0 plus 20 extra replayed real updates: the same gradient steps as dyna20
   dyna5, dyna20  1 real + k imagined updates per real step (1-step branches from real states)
+  dyna5-mve10, dyna20-mve10  1 real + k imagined updates whose targets are 10-step imagined
+                 returns of the greedy policy from real states (value_expansion=10)
   mpc            random-shooting MPC, wm.learn + wm.RandomShooting(horizon=20, candidates=200)
-  dyna5-true-term, dyna20-true-term  (diagnostic, not run by default) Dyna imagining with the
-                 learned dynamics but CartPole's true termination rule, as MBPO does
+  not run by default:
+  dyna5-mve3, dyna5-mve5, dyna20-mve5  other expansion horizons
+  dyna5-true-term, dyna20-true-term  (diagnostic) Dyna imagining with the learned dynamics but
+                 CartPole's true termination rule, as MBPO does
 
     python benchmarks/dyna.py --seeds 5 --jobs 2
+    python benchmarks/dyna.py --seeds 10 --variants dqn+replay5,dyna5,dyna5-mve10
     python benchmarks/dyna.py --seeds 2 --variants dqn,dyna20 --budget 6000
 """
 
@@ -32,12 +37,20 @@ import torch
 import wmkit as wm
 from wmkit.planners.dyna import Dyna, train_dyna
 
-VARIANTS = {  # name -> (planning_updates k, replay_updates, imagine with the true termination)
-    "dqn": (0, 0, False), "dqn+replay5": (0, 5, False), "dqn+replay20": (0, 20, False),
-    "dyna5": (5, 0, False), "dyna20": (20, 0, False),
+VARIANTS: dict[str, dict[str, Any]] = {  # name -> Dyna keyword arguments
+    "dqn": {}, "dqn+replay5": {"replay_updates": 5}, "dqn+replay20": {"replay_updates": 20},
+    "dyna5": {"planning_updates": 5}, "dyna20": {"planning_updates": 20},
+    # Model-based value expansion: each imagined update regresses Q(s, a) of a real state on
+    # an H-step imagined return under the greedy policy.
+    "dyna5-mve5": {"planning_updates": 5, "value_expansion": 5},
+    "dyna20-mve5": {"planning_updates": 20, "value_expansion": 5},
+    "dyna5-mve10": {"planning_updates": 5, "value_expansion": 10},
+    "dyna20-mve10": {"planning_updates": 20, "value_expansion": 10},
+    "dyna5-mve3": {"planning_updates": 5, "value_expansion": 3},
     # Diagnostics, not in the default list: the learned dynamics with CartPole's true
     # termination rule (as MBPO does): how much of Dyna's gap is the termination head?
-    "dyna5-true-term": (5, 0, True), "dyna20-true-term": (20, 0, True),
+    "dyna5-true-term": {"planning_updates": 5, "termination_fn": "true"},
+    "dyna20-true-term": {"planning_updates": 20, "termination_fn": "true"},
 }
 
 
@@ -54,12 +67,13 @@ def run(job: tuple[str, int, argparse.Namespace]) -> dict[str, Any]:
         log = wm.learn(env, planner, steps=args.mpc_budget, seed=seed, eval_episodes=3,
                        target_return=475, progress=False)
     else:
-        k, replay, true_termination = VARIANTS[variant]
+        kwargs = dict(VARIANTS[variant])
+        if kwargs.get("termination_fn") == "true":
+            kwargs["termination_fn"] = wm.cartpole_termination
+        k = kwargs.get("planning_updates", 0)
         model = wm.MLPWorldModel.for_env(env, device="cpu") if k else None
-        termination = wm.cartpole_termination if true_termination else None
-        agent = Dyna.for_env(env, model, planning_updates=k, replay_updates=replay, seed=seed,
-                             termination_fn=termination, device="cpu")
-        budget = args.extra_budget if k or replay else args.budget
+        agent = Dyna.for_env(env, model, seed=seed, device="cpu", **kwargs)
+        budget = args.extra_budget if k or kwargs.get("replay_updates") else args.budget
         log = train_dyna(env, agent, steps=budget, seed=seed, eval_every=args.eval_every,
                          eval_episodes=3, target_return=475, progress=False)
     seconds = time.perf_counter() - start
@@ -81,7 +95,8 @@ def main() -> None:
                              "updates")
     parser.add_argument("--mpc-budget", type=int, default=2_000)
     parser.add_argument("--eval-every", type=int, default=100)
-    parser.add_argument("--variants", default="dqn,dqn+replay5,dqn+replay20,dyna5,dyna20,mpc")
+    parser.add_argument("--variants", default="dqn,dqn+replay5,dqn+replay20,dyna5,dyna20,"
+                        "dyna5-mve10,dyna20-mve10,mpc")
     parser.add_argument("--jobs", type=int, default=1, help="runs in parallel (processes)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
     args = parser.parse_args()

@@ -1,4 +1,5 @@
-"""Dyna: the value learner, its imagined updates, the replay-matched baseline, bad input."""
+"""Dyna: the value learner, its imagined updates (1-step transitions and value expansion), the
+replay-matched baseline, the figures, bad input."""
 
 import math
 
@@ -36,6 +37,22 @@ class FixedModel:
         self.calls.append((tuple(obs.shape), tuple(action.shape)))
         n = len(obs)
         return obs + 0.01, torch.full((n,), self.reward), torch.full((n,), 50.0)
+
+
+class ConstantModel:
+    """Every step moves obs by +0.01 and pays `reward`; the done logit is `done_logit`.
+    Records the actions it is asked about."""
+
+    device = torch.device("cpu")
+
+    def __init__(self, reward: float, done_logit: float) -> None:
+        self.reward, self.done_logit, self.actions, self.obs = reward, done_logit, [], []
+
+    def predict(self, obs, action):
+        self.actions.append(action.clone())
+        self.obs.append(obs.clone())
+        n = len(obs)
+        return obs + 0.01, torch.full((n,), self.reward), torch.full((n,), self.done_logit)
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +109,42 @@ def test_planning_updates_learn_from_imagined_transitions(buffer):
     assert mean_q[0] > mean_q["init"] + 0.2 and mean_q[20] < -2.0, mean_q
 
 
+def test_value_expansion_targets_are_greedy_imagined_returns(buffer):
+    """H = 4 imagined steps of reward 1 that never end: the target of Q(s_0, a_0) is
+    1 + g + g^2 + g^3 + g^4 Q'(s_4, argmax Q(s_4)), and every action after a_0 is greedy."""
+    gamma, horizon = 0.9, 4
+    model = ConstantModel(reward=1.0, done_logit=-60.0)
+    agent = Dyna(4, wm.ActionSpec(True, 2), model, planning_updates=1, value_expansion=horizon,
+                 gamma=gamma, seed=1, device="cpu")
+    agent._max_abs_reward = torch.tensor(1.0)  # a real update would have seen reward 1
+    out = agent.expanded_targets(buffer, n_starts=200, generator=torch.Generator().manual_seed(0))
+    assert out["obs"].shape == (200, 4) and out["action"].shape == out["target"].shape == (200,)
+    assert len(model.actions) == horizon and torch.equal(model.actions[0], out["action"])
+    assert set(out["action"].tolist()) == {0, 1}  # a_0 is random: both actions appear
+    for obs, action in zip(model.obs[1:], model.actions[1:], strict=True):
+        assert torch.equal(action, agent.q_values(obs).argmax(1))
+    last = out["obs"] + 0.01 * horizon
+    bootstrap = agent.target(last).gather(1, agent.q(last).argmax(1, keepdim=True)).squeeze(1)
+    expected = (1 - gamma**horizon) / (1 - gamma) + gamma**horizon * bootstrap
+    torch.testing.assert_close(out["target"], expected.detach())
+
+
+def test_value_expansion_stops_at_an_imagined_termination(buffer):
+    """A model that ends every episode at once with reward -5: the target is -5, whatever
+    the horizon, and planning updates drag Q there."""
+    agent = Dyna(4, wm.ActionSpec(True, 2), ConstantModel(reward=-5.0, done_logit=60.0),
+                 planning_updates=4, value_expansion=3, batch_size=32, seed=0, device="cpu")
+    generator = torch.Generator().manual_seed(0)
+    out = agent.expanded_targets(buffer, n_starts=50, generator=generator)
+    torch.testing.assert_close(out["target"], torch.full((50,), -5.0))
+    with pytest.raises(ValueError, match="value_expansion"):
+        Dyna(4, wm.ActionSpec(True, 2), agent.model, device="cpu").expanded_targets(buffer, 5)
+    for _ in range(30):
+        agent.train_step(buffer, generator)
+    assert agent.updates == {"real": 30, "imagined": 120}
+    assert float(agent.q_values(buffer.tensors()["obs"]).mean()) < -2.0
+
+
 def test_replay_updates_are_extra_real_minibatches(env, buffer):
     agent = Dyna.for_env(env, None, replay_updates=4, batch_size=16, device="cpu")
     before = [p.clone() for p in agent.q.parameters()]
@@ -132,6 +185,8 @@ def test_epsilon_schedule():
     ({"target_tau": -0.1}, "target_tau"),
     ({"lr": 0}, "lr"),
     ({"model_noise": -1.0}, "model_noise"),
+    ({"value_expansion": -1}, "value_expansion"),
+    ({"value_expansion": 3, "rollout_length": 2}, "rollout_length"),
     ({"planning_updates": 5, "model": None}, "model"),
     ({"model": object()}, "model"),
 ])
@@ -165,7 +220,7 @@ def _fake_log(returns: list[float], every: int = 100) -> wm.LearnLog:
 def test_k_slider_redraws_the_chosen_run():
     import matplotlib.pyplot as plt
 
-    from wmkit.planners.dyna import draw_dyna_loop, dyna_explorer, plot_sample_efficiency
+    from wmkit.dyna_figures import draw_dyna_loop, dyna_explorer, plot_sample_efficiency
 
     runs = {0: _fake_log([10, 50, 120]), 5: _fake_log([30, 480]), 20: _fake_log([60, 200])}
     explorer = dyna_explorer(runs, others={"MPC": _fake_log([500])})
@@ -186,14 +241,16 @@ def test_k_slider_redraws_the_chosen_run():
 
 def test_dyna_learns_cartpole_where_model_free_has_barely_started():
     """Seeded: within 1,200 real steps Dyna (k=5) scores a greedy mean >= 300 on 3 evaluation
-    episodes (measured: 500 at step 1,200); DQN (k=0) stays below 150 (measured: best 75)."""
+    episodes, with 1-step transitions (measured: 500 at step 1,200) and with value expansion
+    H=10 (measured: best 412, at step 800); DQN (k=0) stays below 150 (measured: best 75)."""
     best = {}
-    for k in (0, 5):
+    for name, config in {"dqn": {}, "dyna5": {"planning_updates": 5},
+                         "dyna5-mve10": {"planning_updates": 5, "value_expansion": 10}}.items():
         wm.seed_everything(0)
         env = wm.make_env("CartPole-v1", seed=0)
-        model = wm.MLPWorldModel.for_env(env, device="cpu") if k else None
-        agent = Dyna.for_env(env, model, planning_updates=k, seed=0, device="cpu")
+        model = wm.MLPWorldModel.for_env(env, device="cpu") if config else None
+        agent = Dyna.for_env(env, model, seed=0, device="cpu", **config)
         log = train_dyna(env, agent, steps=1_200, seed=0, eval_every=100, eval_episodes=3,
                          target_return=475, progress=False)
-        best[k] = max(e.mean_return for e in log.evals)
-    assert best[5] >= 300 and best[0] < 150, best
+        best[name] = max(e.mean_return for e in log.evals)
+    assert best["dyna5"] >= 300 and best["dyna5-mve10"] >= 300 and best["dqn"] < 150, best

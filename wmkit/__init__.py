@@ -44,7 +44,8 @@ __all__ = [
 
 # The figure and widget modules pull in matplotlib and ipywidgets (~1 s): load them on first
 # use (`wm.viz`, `from wmkit import widgets`), so a script that only trains and plans stays light.
-_LAZY_MODULES = ("diagnostics", "uncertainty", "viz", "widgets", "probe", "throughput")
+_LAZY_MODULES = ("diagnostics", "dyna_figures", "uncertainty", "viz", "widgets", "probe",
+                 "throughput")
 
 
 def __getattr__(name: str) -> ModuleType:

@@ -3,7 +3,7 @@
 # Checks: wmkit/grading/checks/dyna.py.
 
 # %% [markdown]
-# # Exercise 5: one Dyna update (6 points)
+# # Exercise 5: one Dyna update (7 points)
 #
 # **You will be able to** write the value update that Dyna feeds with both real and imagined
 # transitions: a Double-DQN step with a slowly moving target network, and say why each piece
@@ -17,7 +17,7 @@
 #
 # | part | function | points |
 # |---|---|---|
-# | 1 | `dyna_update(agent, batch)` | 6 |
+# | 1 | `dyna_update(agent, batch)` | 7 |
 
 # %% tags=["setup"]
 import torch
@@ -29,7 +29,7 @@ from wmkit.planners.dyna import Dyna
 
 torch.set_num_threads(1)
 ### BEGIN HIDDEN TESTS
-grading.require_full_marks()  # the solution notebook fails under nbval unless it scores 6/6
+grading.require_full_marks()  # the solution notebook fails under nbval unless it scores 7/7
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -57,7 +57,7 @@ print("Huber (smooth L1) of errors 0.5 and 3:",
       F.smooth_l1_loss(torch.tensor([0.5, 3.0]), torch.zeros(2), reduction="none").tolist())
 
 # %% [markdown]
-# ## Part 1: `dyna_update` (6 points)
+# ## Part 1: `dyna_update` (7 points)
 #
 # 1. `value = Q(obs)[action]`, from the online net (with gradient).
 # 2. The **Double-DQN target**, without gradient: the *online* net picks the next action
@@ -65,12 +65,20 @@ print("Huber (smooth L1) of errors 0.5 and 3:",
 #    `target = reward + gamma * (1 - terminated) * Q_target(next_obs)[a*]`.
 #    (One net doing both overestimates: the max of noisy estimates is biased up, and imagined
 #    data make the noise worse.) Only termination stops bootstrapping.
-# 3. `loss = F.smooth_l1_loss(value, target)` (Huber: a wild imagined target moves the net by
+# 3. **Clip the target** to the range a return can have: with rewards at most `max|r|` in
+#    size, no discounted return exceeds `max|r| / (1 - gamma)`. Use
+#    `target = agent.clip_target(target, batch["reward"])`: it keeps the running `max|r|` over
+#    every minibatch the agent has seen and clamps to `[-bound, bound]`. Why bother? Imagined
+#    next states are bootstrapped *from* but never trained *on*, so nothing pulls their values
+#    back down: they drift up, and every target built on them follows (measured on CartPole:
+#    Q around 1,000-2,000 with `k = 20`, where 100 is the most the task pays). Real data
+#    rarely hit the bound; the clip is a guard rail for imagined data.
+# 4. `loss = F.smooth_l1_loss(value, target)` (Huber: a wild imagined target moves the net by
 #    a bounded step), then one optimiser step: zero the gradients, backward, step.
-# 4. Move the target net a little toward the online net:
+# 5. Move the target net a little toward the online net:
 #    `target <- target + target_tau * (online - target)`, parameter by parameter
 #    (`torch.lerp` or `Tensor.lerp_` do it), without gradient.
-# 5. Return the loss as a Python float (`loss.item()`).
+# 6. Return the loss as a Python float (`loss.item()`).
 #
 # The same signature as `Dyna.update`, so it drops in below.
 
@@ -85,6 +93,7 @@ def dyna_update(agent: Dyna, batch: dict[str, torch.Tensor]) -> float:
         next_value = agent.target(batch["next_obs"]).gather(1, next_action).squeeze(1)
         alive = 1.0 - batch["terminated"].float()
         target = batch["reward"] + agent.gamma * alive * next_value
+        target = agent.clip_target(target, batch["reward"])
     loss = F.smooth_l1_loss(value, target)
     agent.optimizer.zero_grad()
     loss.backward()
@@ -128,3 +137,5 @@ assert after > before + 1
 # 2. An imagined transition has `terminated = 0.3`. What does the target mean then?
 # 3. Why would plain DQN's target (`max` over the target net) suffer more from imagined data
 #    than Double DQN's?
+# 4. CartPole pays +1 a step and `gamma = 0.99`. What is the clip's bound, and what does a
+#    Q-value of 1,500 tell you about where the targets came from?

@@ -20,9 +20,11 @@ _reference_update = Dyna.update  # captured before learner code can patch the cl
 FORBIDDEN = [(Dyna, "update")]
 
 
-def random_agents(rng: random.Random) -> tuple[Dyna, Dyna, dict[str, torch.Tensor]]:
+def random_agents(rng: random.Random, target_shift: float = 0.0
+                  ) -> tuple[Dyna, Dyna, dict[str, torch.Tensor]]:
     """Two identical random agents (one for the library, one for the learner) whose target
-    nets differ from their online nets, and a random minibatch."""
+    nets differ from their online nets, and a random minibatch. `target_shift` is added to
+    the target net's output biases: large enough, every Bellman target needs clipping."""
     obs_dim, n_actions, batch = rng.randint(2, 5), rng.randint(2, 4), rng.randint(5, 24)
     settings = {"hidden": 16, "batch_size": batch, "lr": rng.uniform(1e-3, 1e-2),
                 "gamma": rng.uniform(0.8, 0.99), "target_tau": rng.uniform(0.05, 0.5),
@@ -34,6 +36,7 @@ def random_agents(rng: random.Random) -> tuple[Dyna, Dyna, dict[str, torch.Tenso
         with torch.no_grad(), torch_seed(noise_seed):
             for param in agent.target.parameters():
                 param.add_(torch.randn_like(param) * 0.3)
+            agent.target[-1].bias.add_(target_shift)
         agents.append(agent)
     g = generator(rng)
     terminated: torch.Tensor = torch.rand(batch, generator=g)
@@ -47,10 +50,10 @@ def random_agents(rng: random.Random) -> tuple[Dyna, Dyna, dict[str, torch.Tenso
     return agents[0], agents[1], data
 
 
-def _both(student: Callable[..., Any], rng: random.Random) -> tuple[Dyna, Dyna, float, Any,
-                                                                   list[torch.Tensor]]:
+def _both(student: Callable[..., Any], rng: random.Random, target_shift: float = 0.0
+          ) -> tuple[Dyna, Dyna, float, Any, list[torch.Tensor]]:
     """(library agent, learner's agent, library loss, learner's return, target before)."""
-    reference, mine, batch = random_agents(rng)
+    reference, mine, batch = random_agents(rng, target_shift)
     target_before = [p.detach().clone() for p in mine.target.parameters()]
     expected = _reference_update(reference, {k: v.clone() for k, v in batch.items()})
     actual = call_student(student, FORBIDDEN, mine, {k: v.clone() for k, v in batch.items()})
@@ -100,3 +103,18 @@ def target_follows(student: Callable[..., Any], seed: int) -> None:
             expect_close(target, expected, f"agent.target.{name} after the update",
                          rtol=1e-4, atol=1e-6,
                          hint="after the step: target <- target + tau * (online - target)")
+
+
+@EX.check(PART, 1, "targets clipped to max|r| / (1 - gamma)")
+def targets_clipped(student: Callable[..., Any], seed: int) -> None:
+    for rng in rngs(seed):
+        # A target net that says every next state is worth ~1,000: far above any return.
+        _, _, expected, actual, _ = _both(student, rng, target_shift=1_000.0)
+        try:
+            value = float(actual)
+        except (TypeError, ValueError, RuntimeError):
+            raise CheckFailed(f"dyna_update(...): expected a number, got "
+                              f"{type(actual).__name__}") from None
+        expect_close(torch.tensor(value), torch.tensor(expected),
+                     "the loss when the target net values every state at ~1,000",
+                     hint='clip the target: target = agent.clip_target(target, batch["reward"])')
