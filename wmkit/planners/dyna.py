@@ -38,13 +38,14 @@ within 5,000; wall time per run is the median on a shared 2-core CPU, noisy):
     dyna k=5, value_exp.=10   0-9    1300 1600 1600 1800 1700                   1600  10/10  23 s
                                      1500 1500 1400 1600 1800
     dqn + 20 replayed         0-4    1500 - 3300 3100 1100                      3100   4/5    -
-    dyna k=20, 1-step *       0-4    4200 2500 - 1200 900                       2500   4/5    -
+    dyna k=20, 1-step         0-4    3200 2000 3400 2300 3200                   3200   5/5   80 s
     dyna k=20, value_exp.=10  0-4    2000 1000 1100 2500 800                    1100   5/5   40 s
-    MPC (random shooting) *   0-4    716 1711 447 490 1857                       716   5/5    -
+    MPC (random shooting)     0-4    716 1711 447 490 1857                       716   5/5    -
 
-(* measured before a float-rounding change in `MLPWorldModel.predict`: seeded runs that use
-a model are chaotic, so one rounding difference moves single seeds by hundreds of steps;
-that is also why 10 seeds are shown where it matters.)
+(Seeded runs that learn from a model are chaotic: a last-bit rounding change in
+`MLPWorldModel.predict` moved single seeds by hundreds of steps, e.g. one-step k=20 measured
+4200 2500 - 1200 900 before it. That is why 10 seeds are shown where it matters. MPC plans
+with `imagine`, which that change did not touch.)
 
 So with value expansion Dyna beats the replay-matched baseline at the same number of
 updates: at k=5 median 1600 vs 2250 real steps over 10 seeds, every seed solved by 1800
