@@ -4,6 +4,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+from dataclasses import replace  # noqa: E402
+
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
@@ -16,9 +18,11 @@ from wmkit.models.rssm import (  # noqa: E402
     draw_dream,
     dream,
     kl_per_step,
+    open_loop_bias,
     open_loop_errors,
     reconstructions,
 )
+from wmkit.models.rssm_train import fit_rssm  # noqa: E402
 from wmkit.probe import fit_probe, hidden_twin, r2_score  # noqa: E402
 
 SMALL = {"deter": 32, "hidden": 32, "stoch": 8, "device": "cpu"}
@@ -195,7 +199,7 @@ def test_loss_parts_and_the_balance_of_the_kl_terms(hidden_pair):
 def trained(hidden_pair) -> RSSMWorldModel:
     wm.seed_everything(0)
     model = small_model(deter=48, hidden=48, stoch=16)
-    history = wm.fit(model, hidden_pair[1], epochs=40, batch_size=16 * 32, seed=0,
+    history = wm.fit(model, hidden_pair[1], epochs=60, batch_size=16 * 32, seed=0,
                      progress=False)
     model.history = history
     return model
@@ -204,7 +208,7 @@ def trained(hidden_pair) -> RSSMWorldModel:
 def test_fit_dispatches_to_sequences_and_records_history(trained):
     history = trained.history
     assert {"total", "recon", "kl", "dyn", "rep", "cont"} <= set(history.train)
-    assert len(history.train["total"]) == 40 and len(history.heldout["total"]) == 40
+    assert len(history.train["total"]) == 60 and len(history.heldout["total"]) == 60
     assert history.train["recon"][-1] < 0.5 * history.train["recon"][0]
 
 
@@ -251,6 +255,28 @@ def test_open_loop_errors_work_for_any_world_model(hidden_pair):
         open_loop_errors(mlp, buffer, horizon=400, burn_in=1)
 
 
+def test_open_loop_bias_is_zero_for_the_true_dynamics_and_finds_a_lean(hidden_pair):
+    full, _ = hidden_pair
+    true = wm.TrueCartPole(device="cpu")
+    bias = open_loop_bias(true, full, horizon=5, burn_in=2, max_starts=20)
+    assert bias.shape == (5, 4) and bias.abs().max() < 1e-4, bias
+
+    class Leaning:  # the true dynamics, with every imagined pole 0.01 rad further right
+        device = true.device
+        filter = staticmethod(true.filter)
+
+        @staticmethod
+        def imagine(state, actions):
+            rollout = true.imagine(state, actions)
+            lean = torch.tensor([0.0, 0.0, 0.01, 0.0])
+            return replace(rollout, observations=rollout.observations + lean)
+
+    bias = open_loop_bias(Leaning(), full, horizon=5, burn_in=2, max_starts=20)
+    assert torch.allclose(bias[:, 2], torch.full((5,), 0.01), atol=1e-4), bias
+    errors = open_loop_errors(Leaning(), full, horizon=5, burn_in=2, max_starts=20)
+    assert errors.shape == (20, 5) and (errors > 0).all()
+
+
 # -- bad input -----------------------------------------------------------------------------------
 
 
@@ -282,6 +308,21 @@ def test_bad_arguments_name_themselves(hidden_pair):
         wm.fit(model, short, epochs=1, progress=False)
     with pytest.raises(ValueError, match="free_nats"):
         small_model(free_nats=-1.0)
+    for final_lr in (0.0, -1e-4):
+        with pytest.raises(ValueError, match="final_lr"):
+            fit_rssm(model, hidden_pair[1], epochs=1, lr=1e-3, final_lr=final_lr,
+                     progress=False)
+
+
+def test_final_lr_decays_the_learning_rate_and_lr_keeps_it_constant(hidden_pair):
+    losses = {}
+    for final_lr in (None, 1e-3, 1e-5):  # None and lr itself: constant
+        model = small_model()
+        history = fit_rssm(model, hidden_pair[1], epochs=3, lr=1e-3, final_lr=final_lr,
+                           seed=0, progress=False)
+        losses[final_lr] = history.train["total"]
+    assert losses[None] == losses[1e-3]  # a decay to lr itself is no decay
+    assert losses[1e-5][0] != losses[None][0]  # the lr falls from the first update on
 
 
 # -- the probe -----------------------------------------------------------------------------------
