@@ -24,6 +24,18 @@ class History:
         last = {k: round(v[-1], 4) for k, v in self.heldout.items() if v}
         return f"History(epochs={len(self.train.get('total', []))}, heldout={last})"
 
+    def record(self, split: str, values: dict[str, float], epoch: int) -> None:
+        """Append one epoch's losses to `split` ("train" or "heldout"); a non-finite loss
+        stops training with a FloatingPointError that says what to try."""
+        bad = [k for k, v in values.items() if not math.isfinite(v)]
+        if bad:
+            raise FloatingPointError(
+                f"fit: non-finite loss ({', '.join(bad)}) at epoch {epoch}; try a lower lr or "
+                "check the buffer for extreme values")
+        log = getattr(self, split)
+        for key, value in values.items():
+            log[key].append(value)
+
 
 def done_weight(buffer: ReplayBuffer, cap: float = 100.0) -> float:
     """Positive-class weight for the termination BCE: #non-terminal / #terminal, capped.
@@ -79,24 +91,14 @@ def fit(model: torch.nn.Module, buffer: ReplayBuffer, epochs: int = 50, batch_si
             optimizer.step()
             for key, value in losses.items():
                 sums[key] += value.item() * len(batch_idx)
-        _record(history.train, {k: v / len(train_idx) for k, v in sums.items()}, epoch)
+        history.record("train", {k: v / len(train_idx) for k, v in sums.items()}, epoch)
         if len(heldout_idx):
             model.eval()
             with torch.no_grad():
                 losses = model.loss({k: v[heldout_idx] for k, v in data.items()}, weight)
-            _record(history.heldout, {k: v.item() for k, v in losses.items()}, epoch)
+            history.record("heldout", {k: v.item() for k, v in losses.items()}, epoch)
     model.eval()
     return history
-
-
-def _record(log: dict[str, list[float]], values: dict[str, float], epoch: int) -> None:
-    bad = [k for k, v in values.items() if not math.isfinite(v)]
-    if bad:
-        raise FloatingPointError(
-            f"fit: non-finite loss ({', '.join(bad)}) at epoch {epoch}; try a lower lr or check "
-            "the buffer for extreme values")
-    for key, value in values.items():
-        log[key].append(value)
 
 
 @torch.no_grad()

@@ -27,7 +27,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..buffer import ReplayBuffer
-from ..train import History, _record, done_weight, split_indices
+from ..train import History, done_weight, split_indices
 from ..utils import check_positive_int
 
 if TYPE_CHECKING:
@@ -102,14 +102,14 @@ def fit_rssm(model: RSSMWorldModel, buffer: ReplayBuffer, epochs: int = 50,
                 schedule.step()
             for key, value in losses.items():
                 sums[key] += value.item()
-        _record(history.train, {k: v / updates for k, v in sums.items()}, epoch)
+        history.record("train", {k: v / updates for k, v in sums.items()}, epoch)
         mask = heldout_row[heldout_batch["index"]]
         if len(heldout_starts):
             model.eval()
             with torch.no_grad():
                 eval_generator = torch.Generator(device=model.device).manual_seed(seed + 1)
                 losses = model.loss(heldout_batch, weight, mask.to(model.device), eval_generator)
-            _record(history.heldout, {k: v.item() for k, v in losses.items()}, epoch)
+            history.record("heldout", {k: v.item() for k, v in losses.items()}, epoch)
     model.eval()
     return history
 
