@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from .loop import LearnLog
-from .planners.dyna import _check_nonnegative_int
+from .utils import check_nonnegative_int
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -109,7 +109,7 @@ def dyna_explorer(runs: Mapping[int, LearnLog], others: Mapping[str, LearnLog] |
 
     if not runs:
         raise ValueError("runs: expected at least one k -> log")
-    ks = sorted(_check_nonnegative_int("runs (a key k)", k) for k in runs)
+    ks = sorted(check_nonnegative_int("runs (a key k)", k) for k in runs)
     labels = {k: f"Dyna k={k}" + (" (model-free)" if k == 0 else "") for k in ks}
     logs = {labels[k]: runs[k] for k in ks} | dict(others or {})
 

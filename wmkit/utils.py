@@ -42,6 +42,13 @@ def check_positive_int(name: str, value: Any) -> int:
     return int(value)
 
 
+def check_nonnegative_int(name: str, value: Any) -> int:
+    """`value` as an int >= 0, or a ValueError naming `name`."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"{name}: expected an int >= 0, got {value!r}")
+    return int(value)
+
+
 def as_float_tensor(
     name: str, value: Any, shape: tuple[int, ...] | None = None, device: torch.device | None = None
 ) -> torch.Tensor:

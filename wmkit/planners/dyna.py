@@ -66,7 +66,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -77,16 +76,16 @@ from ..loop import Episode, Evaluation, LearnLog, evaluate
 from ..models.base import TerminationFn
 from ..spaces import ActionSpec
 from ..train import done_weight, fit
-from ..utils import as_float_tensor, check_positive_int, default_device, seed_everything
+from ..utils import (
+    as_float_tensor,
+    check_nonnegative_int,
+    check_positive_int,
+    default_device,
+    seed_everything,
+)
 
 Batch = dict[str, torch.Tensor]
 """Transitions: obs (B, D), action (B,) long, reward (B,), next_obs (B, D), terminated (B,)."""
-
-
-def _check_nonnegative_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(f"{name}: expected an int >= 0, got {value!r}")
-    return int(value)
 
 
 def _check_fraction(name: str, value: Any, low: float = 0.0, high: float = 1.0) -> float:
@@ -136,10 +135,10 @@ class Dyna:
         if not isinstance(action_spec, ActionSpec) or not action_spec.discrete:
             raise ValueError(f"action_spec: expected a Discrete ActionSpec, got {action_spec!r}")
         self.action_spec = action_spec
-        self.planning_updates = _check_nonnegative_int("planning_updates", planning_updates)
-        self.replay_updates = _check_nonnegative_int("replay_updates", replay_updates)
+        self.planning_updates = check_nonnegative_int("planning_updates", planning_updates)
+        self.replay_updates = check_nonnegative_int("replay_updates", replay_updates)
         self.rollout_length = check_positive_int("rollout_length", rollout_length)
-        self.value_expansion = _check_nonnegative_int("value_expansion", value_expansion)
+        self.value_expansion = check_nonnegative_int("value_expansion", value_expansion)
         if self.value_expansion and self.rollout_length != 1:
             raise ValueError(f"rollout_length: expected 1 with value_expansion > 0 (the expansion "
                              f"rolls out its own {value_expansion} steps), got {rollout_length}")
@@ -427,7 +426,7 @@ def train_dyna(env: gym.Env, agent: Dyna, steps: int = 10_000, seed: int = 0,
     epochs = check_positive_int("epochs", epochs)
     first_epochs = check_positive_int("first_epochs", first_epochs)
     eval_every = check_positive_int("eval_every", eval_every)
-    eval_episodes = _check_nonnegative_int("eval_episodes", eval_episodes)
+    eval_episodes = check_nonnegative_int("eval_episodes", eval_episodes)
     if not isinstance(agent, Dyna):
         raise ValueError(f"agent: expected a Dyna, got {type(agent).__name__}")
     if warmup > steps:
