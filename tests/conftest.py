@@ -18,6 +18,12 @@ def cartpole_buffer() -> wm.ReplayBuffer:
 
 
 @pytest.fixture(scope="session")
+def heldout_buffer() -> wm.ReplayBuffer:
+    """500 random CartPole transitions, seed 3: data the models above never trained on."""
+    return wm.collect(wm.make_env("CartPole-v1", seed=3), steps=500, seed=3)
+
+
+@pytest.fixture(scope="session")
 def trained_mlp(cartpole_buffer: wm.ReplayBuffer) -> wm.MLPWorldModel:
     """An MLP fitted on `cartpole_buffer` (seeded), shared by tests that only read it."""
     wm.seed_everything(0)

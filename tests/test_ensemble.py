@@ -25,11 +25,6 @@ def fitted(data) -> EnsembleWorldModel:
     return model
 
 
-@pytest.fixture(scope="module")
-def heldout() -> wm.ReplayBuffer:
-    return wm.collect(wm.make_env("CartPole-v1", seed=3), steps=500, seed=3)
-
-
 def test_shapes_of_forward_predict_and_imagine():
     model = ensemble(ensemble_size=4, gaussian=True)
     obs, action = torch.randn(7, 4), torch.randint(2, (7,))
@@ -62,11 +57,11 @@ def test_members_differ_by_seed_and_the_same_seed_gives_the_same_model():
     assert torch.equal(weight, b.net[0].weight) and not torch.equal(weight, c.net[0].weight)
 
 
-def test_fitted_members_still_differ_and_predict_well(fitted, heldout):
-    d = heldout.tensors()
+def test_fitted_members_still_differ_and_predict_well(fitted, heldout_buffer):
+    d = heldout_buffer.tensors()
     members = fitted.predict_members(d["obs"], d["action"])
     assert (members.next_obs[0] - members.next_obs[1]).abs().max() > 1e-3
-    errors = wm.one_step_error(fitted, heldout)
+    errors = wm.one_step_error(fitted, heldout_buffer)
     assert errors["model"] * 10 <= errors["no_change"], errors
 
 
@@ -160,10 +155,10 @@ def test_same_seed_same_training(data):
     assert run(1) == run(1) and run(1) != run(2)
 
 
-def test_disagreement_is_larger_off_the_data(fitted, heldout):
-    d = heldout.tensors()
+def test_disagreement_is_larger_off_the_data(fitted, heldout_buffer):
+    d = heldout_buffer.tensors()
     on = fitted.disagreement(d["obs"], d["action"]).mean()
-    off_data = shift_velocities(heldout, 4.0)
+    off_data = shift_velocities(heldout_buffer, 4.0)
     off = fitted.disagreement(off_data["obs"], off_data["action"]).mean()
     assert off > 2 * on, (float(on), float(off))
     # A rollout's disagreement grows with the horizon as it leaves the data.

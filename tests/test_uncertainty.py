@@ -12,22 +12,12 @@ matplotlib.use("Agg")
 
 
 @pytest.fixture(scope="module")
-def data() -> wm.ReplayBuffer:
-    return wm.collect(wm.make_env("CartPole-v1", seed=0), steps=2_000, seed=0)
-
-
-@pytest.fixture(scope="module")
-def fitted(data) -> EnsembleWorldModel:
+def fitted(cartpole_buffer) -> EnsembleWorldModel:
     """5 Gaussian members of 2 x 64, fitted on 2,000 random steps (seeded)."""
     model = EnsembleWorldModel.for_env(wm.make_env("CartPole-v1"), hidden=64, gaussian=True,
                                        seed=0, device="cpu")
-    wm.fit(model, data, epochs=40, seed=0, progress=False)
+    wm.fit(model, cartpole_buffer, epochs=40, seed=0, progress=False)
     return model
-
-
-@pytest.fixture(scope="module")
-def heldout() -> wm.ReplayBuffer:
-    return wm.collect(wm.make_env("CartPole-v1", seed=3), steps=500, seed=3)
 
 
 # -------------------------------------------------------------------------- rank correlation
@@ -62,8 +52,8 @@ def test_spearman_bad_input(a, b, match):
 # -------------------------------------------------------------- error against disagreement
 
 
-def test_prediction_error_is_the_normalised_rms_error(fitted, heldout):
-    d = heldout.tensors()
+def test_prediction_error_is_the_normalised_rms_error(fitted, heldout_buffer):
+    d = heldout_buffer.tensors()
     errors = U.prediction_error(fitted, d["obs"], d["action"], d["next_obs"])
     predicted = fitted.predict(d["obs"], d["action"])[0]
     manual = (((predicted - d["next_obs"]) / fitted.delta_std) ** 2).mean(-1).sqrt()
@@ -72,9 +62,9 @@ def test_prediction_error_is_the_normalised_rms_error(fitted, heldout):
                           errors / (fitted.disagreement(d["obs"], d["action"]) + 0.01))
 
 
-def test_disagreement_ranks_real_errors_off_the_data(fitted, heldout):
-    on = U.error_vs_disagreement(fitted, heldout)
-    shifted = U.shift_velocities(heldout, (1.0, 4.0), seed=0)
+def test_disagreement_ranks_real_errors_off_the_data(fitted, heldout_buffer):
+    on = U.error_vs_disagreement(fitted, heldout_buffer)
+    shifted = U.shift_velocities(heldout_buffer, (1.0, 4.0), seed=0)
     off = U.error_vs_disagreement(fitted, shifted)
     assert off.mean_error > 2 * on.mean_error  # the shifted states really are harder
     assert off.mean_disagreement > 1.5 * on.mean_disagreement
@@ -84,15 +74,15 @@ def test_disagreement_ranks_real_errors_off_the_data(fitted, heldout):
     assert U.error_vs_disagreement(fitted, other_policy).spearman > 0.3
 
 
-def test_shift_velocities_uses_the_true_dynamics(heldout):
-    shifted = U.shift_velocities(heldout, 2.0)
-    d = heldout.tensors()
+def test_shift_velocities_uses_the_true_dynamics(heldout_buffer):
+    shifted = U.shift_velocities(heldout_buffer, 2.0)
+    d = heldout_buffer.tensors()
     assert torch.allclose(shifted["obs"][:, [1, 3]], 2 * d["obs"][:, [1, 3]])
     assert torch.allclose(shifted["obs"][:, [0, 2]], d["obs"][:, [0, 2]])
-    same = U.shift_velocities(heldout, 1.0)  # factor 1: exactly the real next states
+    same = U.shift_velocities(heldout_buffer, 1.0)  # factor 1: exactly the real next states
     assert torch.allclose(same["next_obs"], d["next_obs"], atol=1e-5)
     with pytest.raises(ValueError, match="scale"):
-        U.shift_velocities(heldout, (3.0, 1.0))
+        U.shift_velocities(heldout_buffer, (3.0, 1.0))
 
 
 def test_measures_check_their_arguments(fitted):
@@ -116,18 +106,18 @@ def test_coverage_of_a_perfect_gaussian_matches_the_levels():
     assert U._coverage(z, levels) == pytest.approx([0.5, 0.9], abs=0.005)
 
 
-def test_calibration_and_reliability_curve(fitted, heldout):
-    result = U.calibration(fitted, heldout, levels=(0.5, 0.9))
+def test_calibration_and_reliability_curve(fitted, heldout_buffer):
+    result = U.calibration(fitted, heldout_buffer, levels=(0.5, 0.9))
     assert np.isfinite(result.nll) and set(result.coverage) == {0.5, 0.9}
     assert 0 < result.coverage[0.5] < result.coverage[0.9] <= 1
-    expected, observed = U.reliability_curve(fitted, heldout)
+    expected, observed = U.reliability_curve(fitted, heldout_buffer)
     assert expected.shape == observed.shape == (19,) and (np.diff(observed) >= 0).all()
     ax = U.plot_reliability(expected, observed, label="ensemble")
     assert len(ax.lines) == 2
     # Without Gaussian heads only the members' spread is left: far narrower intervals.
     spread_only = fitted.subset(5)
     spread_only.gaussian = False
-    assert U.calibration(spread_only, heldout).coverage[0.9] < result.coverage[0.9]
+    assert U.calibration(spread_only, heldout_buffer).coverage[0.9] < result.coverage[0.9]
 
 
 # --------------------------------------------------------------------------------- surprise
@@ -203,9 +193,9 @@ def test_firing_triggers_a_refit_that_brings_the_error_down(fitted):
 # ---------------------------------------------------------------------------------- widgets
 
 
-def test_ensemble_size_slider_redraws(fitted, heldout):
-    explorer = U.EnsembleSizeExplorer(fitted, heldout, U.shift_velocities(heldout, 3.0),
-                                      resolution=11)
+def test_ensemble_size_slider_redraws(fitted, heldout_buffer):
+    shifted = U.shift_velocities(heldout_buffer, 3.0)
+    explorer = U.EnsembleSizeExplorer(fitted, heldout_buffer, shifted, resolution=11)
     assert explorer.result["size"] == 5
     first = explorer.result
     explorer.slider.value = 2
@@ -213,7 +203,7 @@ def test_ensemble_size_slider_redraws(fitted, heldout):
     assert not np.allclose(explorer.result["grid"], first["grid"])
     assert explorer.result["mean_off_data"] > explorer.result["mean_on_data"]
     with pytest.raises(ValueError, match="model"):
-        U.EnsembleSizeExplorer(fitted.subset(1), heldout, heldout)
+        U.EnsembleSizeExplorer(fitted.subset(1), heldout_buffer, heldout_buffer)
 
 
 def test_risk_slider_trades_return_for_agreement(fitted):
