@@ -198,12 +198,10 @@ def run_check(exercise_id: str, part: Part, index: int, student: Any, seed: int,
 # -- feedback inside the notebook --------------------------------------------------------------
 
 
-@dataclass
-class Report:
-    """Results of some checks, shown as a table in a notebook (text or HTML)."""
+class Scored:
+    """`score` and `max_score` for anything that holds `results: list[CheckResult]`."""
 
     results: list[CheckResult]
-    seed: int | None = None
 
     @property
     def score(self) -> float:
@@ -212,6 +210,14 @@ class Report:
     @property
     def max_score(self) -> float:
         return sum(r.max_points for r in self.results)
+
+
+@dataclass
+class Report(Scored):
+    """Results of some checks, shown as a table in a notebook (text or HTML)."""
+
+    results: list[CheckResult]
+    seed: int | None = None
 
     @property
     def full_marks(self) -> bool:

@@ -30,7 +30,7 @@ from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
-from .core import OUTPUT_LIMIT, CheckResult, Exercise, all_exercises, get_exercise
+from .core import OUTPUT_LIMIT, CheckResult, Exercise, Scored, all_exercises, get_exercise
 from .kernel import MIME
 
 KIT_ROOT = Path(__file__).resolve().parents[2]
@@ -232,7 +232,7 @@ class KernelSession:
 
 
 @dataclass
-class NotebookGrade:
+class NotebookGrade(Scored):
     """The grade of one notebook. status: graded, or why it could not be (see notes)."""
 
     notebook: str
@@ -243,14 +243,6 @@ class NotebookGrade:
     status: str = "graded"
     seconds: float = 0.0
     restarts: int = 0
-
-    @property
-    def score(self) -> float:
-        return sum(r.points for r in self.results)
-
-    @property
-    def max_score(self) -> float:
-        return sum(r.max_points for r in self.results)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
