@@ -221,6 +221,18 @@ def test_a_box_decision_reads_the_device_once_at_the_end():
     assert plan.action.shape == (1,) and -2 <= plan.action[0] <= 2
 
 
+def test_box_bounds_are_made_once_per_device_and_training_can_reuse_them():
+    env = wm.make_env("Pendulum-v1")
+    model = wm.MLPWorldModel.for_env(env, hidden=16, device="cpu")
+    planner = wm.RandomShooting(model, horizon=3, candidates=8, seed=0)
+    planner(np.zeros(3, dtype=np.float32))  # caches the bounds under inference mode
+    low, high = model.action_spec.bounds("cpu")
+    assert model.action_spec.bounds(torch.device("cpu"))[0] is low  # no copy per encode
+    assert low.tolist() == [-2.0] and high.tolist() == [2.0] and not low.is_inference()
+    buffer = wm.collect(env, steps=40, seed=0)
+    assert wm.fit(model, buffer, epochs=1, progress=False).train["total"]  # backward works
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
 @pytest.mark.parametrize("name", ["mlp", "ensemble", "rssm"])
 def test_on_cuda_a_decision_syncs_once(name, recwarn):
@@ -409,13 +421,13 @@ def test_measurements_add_up():
 
 
 def test_the_throughput_figure_draws_what_was_measured():
-    rows = [throughput.Measurement("mlp", "cpu", n, 10, n * 1e-5, n * 10 / (n * 1e-5 + 1e-3))
-            for n in (10, 100, 1000)]
+    # A fixed 1 ms per call plus 10 us per candidate: the rate grows with N.
+    rows = [throughput.Measurement("mlp", "cpu", n, 10, 1e-3 + n * 1e-5) for n in (10, 100, 1000)]
     rows.append(throughput.Measurement("mlp", "cpu", 10**6, 10, skipped="memory"))
     fig, readout = throughput.draw_throughput(rows, horizon=10, quantity="ms/call")
     (line,) = fig.axes[0].get_lines()
     assert list(line.get_xdata()) == [10, 100, 1000]  # the skipped size is not drawn
-    assert np.allclose(line.get_ydata(), [0.1, 1.0, 10.0])  # ms per call
+    assert np.allclose(line.get_ydata(), [1.1, 2.0, 11.0])  # ms per call
     assert "mlp on cpu: best" in readout and "N=1000" in readout
     for kwargs, match in (({"horizon": 30}, "horizon"), ({"quantity": "flops"}, "quantity")):
         with pytest.raises(ValueError, match=match):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
@@ -22,6 +22,10 @@ class ActionSpec:
     n: int  # number of actions (Discrete) or action dimension (Box)
     low: tuple[float, ...] = ()
     high: tuple[float, ...] = ()
+    # (low, high) tensors per device, made once: a fresh host-to-device copy on every encode
+    # would put a copy (on CUDA, possibly a wait) into every imagined step.
+    _bounds: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
     def from_space(cls, space: gym.Space) -> ActionSpec:
@@ -46,8 +50,18 @@ class ActionSpec:
         """Shape of one action: () for Discrete, (n,) for Box."""
         return () if self.discrete else (self.n,)
 
-    def bounds(self, device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        return (torch.tensor(self.low, device=device), torch.tensor(self.high, device=device))
+    def bounds(self, device: torch.device | str | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(low, high) as float tensors (n,) on `device` (None: torch's default device)."""
+        if device is None:
+            return torch.tensor(self.low), torch.tensor(self.high)
+        device = torch.device(device)
+        if device not in self._bounds:
+            # Made outside inference mode, so that training may use what planning cached.
+            with torch.inference_mode(False):
+                self._bounds[device] = (torch.tensor(self.low, device=device),
+                                        torch.tensor(self.high, device=device))
+        return self._bounds[device]
 
     def encode(self, actions: torch.Tensor) -> torch.Tensor:
         """Actions (...,) long or (..., n) float -> network input (..., encoded_dim) float."""

@@ -50,8 +50,12 @@ class Measurement:
     candidates: int
     horizon: int
     seconds: float | None = None
-    transitions_per_s: float | None = None
     skipped: str | None = None
+
+    @property
+    def transitions_per_s(self) -> float | None:
+        """Imagined transitions per second (None when skipped)."""
+        return None if self.seconds is None else self.candidates * self.horizon / self.seconds
 
 
 def build_models(device: str | torch.device, seed: int = 0,
@@ -167,7 +171,6 @@ def measure_imagine(model: Any, name: str, candidates: int, horizon: int, reps: 
     with torch.inference_mode():
         row.seconds = _median_seconds(lambda: model.imagine(state, actions), device, reps,
                                       warmup, max_total_s)
-    row.transitions_per_s = candidates * horizon / row.seconds
     return row
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -58,17 +59,19 @@ def split_indices(n: int, holdout: float, generator: torch.Generator
 
 def fit(model: torch.nn.Module, buffer: ReplayBuffer, epochs: int = 50, batch_size: int = 256,
         lr: float = 1e-3, weight_decay: float = 1e-5, holdout: float = 0.1, seed: int = 0,
-        progress: bool = True) -> History:
+        progress: bool = True, final_lr: float | None = None) -> History:
     """Train `model` in place on `buffer` for `epochs` passes over its training split.
 
     The model takes the buffer's normalisation statistics first, so it sees the same scales at
     training and acting time. After each epoch the held-out loss is recorded, and a non-finite
     loss stops training with a FloatingPointError that says which component went bad.
+    final_lr: decay the learning rate linearly from `lr` to this over the fit (None: constant).
     """
     if hasattr(model, "fit_sequences"):  # sequence models (the RSSM) train on windows
+        kwargs = {} if final_lr is None else {"final_lr": final_lr}
         return model.fit_sequences(buffer, epochs=epochs, batch_size=batch_size, lr=lr,
                                    weight_decay=weight_decay, holdout=holdout, seed=seed,
-                                   progress=progress)
+                                   progress=progress, **kwargs)
     epochs = check_positive_int("epochs", epochs)
     batch_size = check_positive_int("batch_size", batch_size)
     if len(buffer) == 0:
@@ -78,24 +81,62 @@ def fit(model: torch.nn.Module, buffer: ReplayBuffer, epochs: int = 50, batch_si
     weight = done_weight(buffer)
     data = buffer.tensors(model.device)
     train_idx, heldout_idx = split_indices(len(buffer), holdout, generator)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    history = History()
-    for epoch in tqdm(range(epochs), desc="fit", disable=not progress, leave=False):
-        model.train()
-        sums: dict[str, float] = defaultdict(float)
+
+    def train_batches() -> Iterator[tuple[dict[str, torch.Tensor], int]]:
         order = train_idx[torch.randperm(len(train_idx), generator=generator)]
         for batch_idx in order.split(batch_size):
-            losses = model.loss({k: v[batch_idx] for k, v in data.items()}, weight)
+            yield model.loss({k: v[batch_idx] for k, v in data.items()}, weight), len(batch_idx)
+
+    def heldout_losses() -> dict[str, torch.Tensor]:
+        return model.loss({k: v[heldout_idx] for k, v in data.items()}, weight)
+
+    return run_epochs(model, train_batches, heldout_losses if len(heldout_idx) else None,
+                      epochs=epochs, updates=math.ceil(len(train_idx) / batch_size), lr=lr,
+                      weight_decay=weight_decay, final_lr=final_lr, desc="fit",
+                      progress=progress)
+
+
+def run_epochs(model: torch.nn.Module,
+               train_batches: Callable[[], Iterable[tuple[dict[str, torch.Tensor], float]]],
+               heldout_losses: Callable[[], dict[str, torch.Tensor]] | None, epochs: int,
+               updates: int, lr: float, weight_decay: float, final_lr: float | None = None,
+               grad_clip: float | None = None, desc: str = "fit", progress: bool = True
+               ) -> History:
+    """The epoch loop every model's fit shares: Adam, an optional linear lr decay, a History.
+
+    train_batches(): one epoch's updates, each as (loss components with a "total", weight);
+    the epoch's train record is the weighted mean (weight = rows in the batch, or 1 each).
+    heldout_losses(): the held-out loss components, scored without gradients after each epoch
+    (None: no held-out split). updates: updates per epoch, which fixes the decay's length.
+    final_lr: the lr falls linearly from `lr` to `final_lr` over all updates (None, or a
+    `final_lr` >= `lr`: constant). grad_clip: clip the gradient norm to this (None: never).
+    """
+    if final_lr is not None and not final_lr > 0:
+        raise ValueError(f"final_lr: expected a float > 0 or None, got {final_lr!r}")
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    schedule = None if final_lr is None or final_lr >= lr else torch.optim.lr_scheduler.LinearLR(
+        optimizer, 1.0, final_lr / lr, total_iters=max(1, epochs * updates - 1))
+    history = History()
+    for epoch in tqdm(range(epochs), desc=desc, disable=not progress, leave=False):
+        model.train()
+        sums: dict[str, float] = defaultdict(float)
+        total_weight = 0.0
+        for losses, weight in train_batches():
             optimizer.zero_grad(set_to_none=True)
             losses["total"].backward()
+            if grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
             optimizer.step()
+            if schedule is not None:
+                schedule.step()
             for key, value in losses.items():
-                sums[key] += value.item() * len(batch_idx)
-        history.record("train", {k: v / len(train_idx) for k, v in sums.items()}, epoch)
-        if len(heldout_idx):
+                sums[key] += value.item() * weight
+            total_weight += weight
+        history.record("train", {k: v / total_weight for k, v in sums.items()}, epoch)
+        if heldout_losses is not None:
             model.eval()
             with torch.no_grad():
-                losses = model.loss({k: v[heldout_idx] for k, v in data.items()}, weight)
+                losses = heldout_losses()
             history.record("heldout", {k: v.item() for k, v in losses.items()}, epoch)
     model.eval()
     return history

@@ -20,14 +20,13 @@ milliradians, enough for the planner to drift the cart off the track (274, 353, 
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import torch
-from tqdm.auto import tqdm
 
 from ..buffer import ReplayBuffer
-from ..train import History, done_weight, split_indices
+from ..train import History, done_weight, run_epochs, split_indices
 from ..utils import check_positive_int
 
 if TYPE_CHECKING:
@@ -60,8 +59,6 @@ def fit_rssm(model: RSSMWorldModel, buffer: ReplayBuffer, epochs: int = 50,
         raise ValueError("buffer: is empty; collect some transitions first (wm.collect)")
     if length > len(buffer):
         raise ValueError(f"length: expected at most len(buffer)={len(buffer)}, got {length}")
-    if final_lr is not None and not final_lr > 0:
-        raise ValueError(f"final_lr: expected a float > 0 or None, got {final_lr!r}")
     generator = torch.Generator().manual_seed(seed)
     sample_generator = torch.Generator(device=model.device).manual_seed(seed)
     model.set_normalizer(buffer.stats())
@@ -83,33 +80,20 @@ def fit_rssm(model: RSSMWorldModel, buffer: ReplayBuffer, epochs: int = 50,
     heldout_starts = first.nonzero().flatten()[:16]
     heldout_batch = {**buffer[heldout_starts[:, None] + torch.arange(length)],
                      "index": heldout_starts[:, None] + torch.arange(length)}
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    schedule = None if final_lr is None or final_lr >= lr else torch.optim.lr_scheduler.LinearLR(
-        optimizer, 1.0, final_lr / lr, total_iters=max(1, epochs * updates - 1))
-    history = History()
-    for epoch in tqdm(range(epochs), desc="fit rssm", disable=not progress, leave=False):
-        model.train()
-        sums: dict[str, float] = defaultdict(float)
+
+    def train_batches() -> Iterator[tuple[dict[str, torch.Tensor], float]]:
         for _ in range(updates):
             batch = buffer.sample_sequences(windows, length, generator)
             mask = ~heldout_row[batch["index"]]
-            losses = model.loss(batch, weight, mask.to(model.device), sample_generator)
-            optimizer.zero_grad(set_to_none=True)
-            losses["total"].backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-            optimizer.step()
-            if schedule is not None:
-                schedule.step()
-            for key, value in losses.items():
-                sums[key] += value.item()
-        history.record("train", {k: v / updates for k, v in sums.items()}, epoch)
+            yield model.loss(batch, weight, mask.to(model.device), sample_generator), 1.0
+
+    def heldout_losses() -> dict[str, torch.Tensor]:
         mask = heldout_row[heldout_batch["index"]]
-        if len(heldout_starts):
-            model.eval()
-            with torch.no_grad():
-                eval_generator = torch.Generator(device=model.device).manual_seed(seed + 1)
-                losses = model.loss(heldout_batch, weight, mask.to(model.device), eval_generator)
-            history.record("heldout", {k: v.item() for k, v in losses.items()}, epoch)
-    model.eval()
-    return history
+        eval_generator = torch.Generator(device=model.device).manual_seed(seed + 1)
+        return model.loss(heldout_batch, weight, mask.to(model.device), eval_generator)
+
+    return run_epochs(model, train_batches, heldout_losses if len(heldout_starts) else None,
+                      epochs=epochs, updates=updates, lr=lr, weight_decay=weight_decay,
+                      final_lr=final_lr, grad_clip=grad_clip, desc="fit rssm",
+                      progress=progress)
 
