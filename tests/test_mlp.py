@@ -131,10 +131,27 @@ def test_fit_history_and_non_finite_losses_stop_training(cartpole_buffer):
 
 @pytest.mark.parametrize("kwargs, match", [
     ({"epochs": 0}, "epochs"), ({"batch_size": -1}, "batch_size"), ({"holdout": 1.5}, "holdout"),
+    ({"final_lr": 0.0}, "final_lr"), ({"final_lr": -1e-4}, "final_lr"),
 ])
 def test_fit_bad_arguments(cartpole_buffer, kwargs, match):
+    model = cartpole_model(hidden=8)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
     with pytest.raises(ValueError, match=match):
-        wm.fit(cartpole_model(hidden=8), cartpole_buffer, progress=False, **kwargs)
+        wm.fit(model, cartpole_buffer, progress=False, **kwargs)
+    # Refused before anything changed: not the weights, not the normalisation statistics.
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_fit_final_lr_decays_the_learning_rate(cartpole_buffer):
+    def train_losses(final_lr):
+        torch.manual_seed(0)
+        model = cartpole_model(hidden=16)
+        return wm.fit(model, cartpole_buffer, epochs=3, lr=1e-3, final_lr=final_lr,
+                      progress=False).train["total"]
+    constant = train_losses(None)
+    assert train_losses(1e-3) == constant  # a decay to lr itself is no decay
+    decayed = train_losses(1e-5)
+    assert decayed[0] != constant[0] and decayed[-1] != constant[-1]
 
 
 def test_filter_checks_observations():

@@ -308,10 +308,13 @@ def test_bad_arguments_name_themselves(hidden_pair):
         wm.fit(model, short, epochs=1, progress=False)
     with pytest.raises(ValueError, match="free_nats"):
         small_model(free_nats=-1.0)
-    for final_lr in (0.0, -1e-4):
-        with pytest.raises(ValueError, match="final_lr"):
-            fit_rssm(model, hidden_pair[1], epochs=1, lr=1e-3, final_lr=final_lr,
-                     progress=False)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    for kwargs, match in [({"final_lr": 0.0}, "final_lr"), ({"final_lr": -1e-4}, "final_lr"),
+                          ({"holdout": 1.5}, "holdout")]:
+        with pytest.raises(ValueError, match=match):
+            fit_rssm(model, hidden_pair[1], epochs=1, lr=1e-3, progress=False, **kwargs)
+    # Refused before anything changed: not the weights, not the normalisation statistics.
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
 def test_final_lr_decays_the_learning_rate_and_lr_keeps_it_constant(hidden_pair):

@@ -47,6 +47,12 @@ def done_weight(buffer: ReplayBuffer, cap: float = 100.0) -> float:
     return 1.0 if fraction == 0 else min(cap, (1 - fraction) / fraction)
 
 
+def check_final_lr(final_lr: float | None) -> None:
+    """A fit's `final_lr` must be None or a float > 0 (checked before the fit touches the model)."""
+    if final_lr is not None and not final_lr > 0:
+        raise ValueError(f"final_lr: expected a float > 0 or None, got {final_lr!r}")
+
+
 def split_indices(n: int, holdout: float, generator: torch.Generator
                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """A seeded random split of range(n) into (train, held-out) index tensors."""
@@ -65,8 +71,10 @@ def fit(model: torch.nn.Module, buffer: ReplayBuffer, epochs: int = 50, batch_si
     The model takes the buffer's normalisation statistics first, so it sees the same scales at
     training and acting time. After each epoch the held-out loss is recorded, and a non-finite
     loss stops training with a FloatingPointError that says which component went bad.
-    final_lr: decay the learning rate linearly from `lr` to this over the fit (None: constant).
+    final_lr: decay the learning rate linearly from `lr` to this over the fit (None: constant;
+    for a sequence model, its own default: `fit_rssm` decays to 1e-4).
     """
+    check_final_lr(final_lr)
     if hasattr(model, "fit_sequences"):  # sequence models (the RSSM) train on windows
         kwargs = {} if final_lr is None else {"final_lr": final_lr}
         return model.fit_sequences(buffer, epochs=epochs, batch_size=batch_size, lr=lr,
@@ -77,10 +85,10 @@ def fit(model: torch.nn.Module, buffer: ReplayBuffer, epochs: int = 50, batch_si
     if len(buffer) == 0:
         raise ValueError("buffer: is empty; collect some transitions first (wm.collect)")
     generator = torch.Generator().manual_seed(seed)
-    model.set_normalizer(buffer.stats())
+    train_idx, heldout_idx = split_indices(len(buffer), holdout, generator)  # checks holdout
+    model.set_normalizer(buffer.stats())  # the first change to the model: arguments are checked
     weight = done_weight(buffer)
     data = buffer.tensors(model.device)
-    train_idx, heldout_idx = split_indices(len(buffer), holdout, generator)
 
     def train_batches() -> Iterator[tuple[dict[str, torch.Tensor], int]]:
         order = train_idx[torch.randperm(len(train_idx), generator=generator)]
@@ -111,8 +119,7 @@ def run_epochs(model: torch.nn.Module,
     final_lr: the lr falls linearly from `lr` to `final_lr` over all updates (None, or a
     `final_lr` >= `lr`: constant). grad_clip: clip the gradient norm to this (None: never).
     """
-    if final_lr is not None and not final_lr > 0:
-        raise ValueError(f"final_lr: expected a float > 0 or None, got {final_lr!r}")
+    check_final_lr(final_lr)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     schedule = None if final_lr is None or final_lr >= lr else torch.optim.lr_scheduler.LinearLR(
         optimizer, 1.0, final_lr / lr, total_iters=max(1, epochs * updates - 1))

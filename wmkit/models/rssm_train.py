@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from ..buffer import ReplayBuffer
-from ..train import History, done_weight, run_epochs, split_indices
+from ..train import History, check_final_lr, done_weight, run_epochs, split_indices
 from ..utils import check_positive_int
 
 if TYPE_CHECKING:
@@ -59,14 +59,15 @@ def fit_rssm(model: RSSMWorldModel, buffer: ReplayBuffer, epochs: int = 50,
         raise ValueError("buffer: is empty; collect some transitions first (wm.collect)")
     if length > len(buffer):
         raise ValueError(f"length: expected at most len(buffer)={len(buffer)}, got {length}")
+    check_final_lr(final_lr)
     generator = torch.Generator().manual_seed(seed)
     sample_generator = torch.Generator(device=model.device).manual_seed(seed)
-    model.set_normalizer(buffer.stats())
-    weight = done_weight(buffer)
     episodes = episode_ids(buffer)
     n_episodes = int(episodes.max()) + 1
     # wmkit.train's split, over whole episodes instead of rows (it checks `holdout` too).
     _, heldout_episodes = split_indices(n_episodes, holdout, generator)
+    model.set_normalizer(buffer.stats())  # the first change to the model: arguments are checked
+    weight = done_weight(buffer)
     heldout_episode = torch.zeros(n_episodes, dtype=torch.bool)
     heldout_episode[heldout_episodes] = True
     heldout_row = heldout_episode[episodes]
