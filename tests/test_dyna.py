@@ -204,6 +204,8 @@ def test_bad_training_arguments_name_the_argument(env):
         train_dyna(env, agent, steps=200, eval_every=0, progress=False)
     with pytest.raises(ValueError, match="agent"):
         train_dyna(env, lambda obs: 0, steps=200, progress=False)
+    with pytest.raises(ValueError, match="fit_kwargs: .*epoch"):  # misspelt: caught up front
+        train_dyna(env, agent, steps=600, fit_kwargs={"epoch": 5}, progress=False)
     with pytest.raises(ValueError, match="epsilon"):
         agent.explore(env.reset(seed=0)[0], epsilon=1.5)
     with pytest.raises(ValueError, match="obs"):

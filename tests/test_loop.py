@@ -54,6 +54,17 @@ def test_learn_rejects_warmup_longer_than_steps():
         wm.learn(env, planner, steps=50, warmup=100, progress=False)
 
 
+@pytest.mark.parametrize("fit_kwargs, match", [
+    ({"lrr": 1e-3}, "fit_kwargs: .*lrr"), ({"final_lr": 0.0}, "final_lr"),
+])
+def test_learn_checks_fit_kwargs_before_collecting_data(fit_kwargs, match):
+    env = wm.make_env("CartPole-v1")
+    planner = wm.RandomShooting(wm.MLPWorldModel.for_env(env, hidden=8, device="cpu"))
+    env.step = None  # a step would fail differently: nothing may be collected before the check
+    with pytest.raises(ValueError, match=match):
+        wm.learn(env, planner, steps=300, fit_kwargs=fit_kwargs, progress=False)
+
+
 def test_model_based_agent_solves_cartpole_from_under_1000_steps():
     """The whole loop, seeded: a mean return >= 475 on 3 held-out episodes within 1,000 steps."""
     seed = 3  # as benchmarks/sample_efficiency.py runs it (it solved 3 of 5 seeds by 1,000)

@@ -11,7 +11,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .buffer import ReplayBuffer
-from .train import History, fit
+from .train import History, check_fit_kwargs, fit
 from .utils import check_positive_int, seed_everything
 
 
@@ -103,7 +103,7 @@ def learn(env: gym.Env, planner: Any, steps: int = 1_000, seed: int = 0, warmup:
     env.action_space.seed(seed)
     eval_env = copy.deepcopy(env) if eval_episodes else None
     log = LearnLog(buffer=ReplayBuffer.for_env(env, capacity=steps))
-    fit_args = {"epochs": epochs, "progress": False, **(fit_kwargs or {})}
+    fit_args = {"epochs": epochs, "progress": False, **check_fit_kwargs(fit_kwargs)}
     obs, _ = env.reset(seed=seed)
     planner.reset()
     episode_return, since_fit, fitted, last_eval = 0.0, 0, False, -eval_every

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
@@ -51,6 +53,18 @@ def check_final_lr(final_lr: float | None) -> None:
     """A fit's `final_lr` must be None or a float > 0 (checked before the fit touches the model)."""
     if final_lr is not None and not final_lr > 0:
         raise ValueError(f"final_lr: expected a float > 0 or None, got {final_lr!r}")
+
+
+def check_fit_kwargs(fit_kwargs: dict[str, Any] | None) -> dict[str, Any]:
+    """Extra `fit` arguments for a training loop, checked before the loop collects any data:
+    a misspelt name or a bad `final_lr` fails now, not at the first fit after the warm-up."""
+    kwargs = dict(fit_kwargs or {})
+    try:
+        inspect.signature(fit).bind(None, None, **kwargs)
+    except TypeError as error:
+        raise ValueError(f"fit_kwargs: {error}; see wmkit.fit for the arguments") from None
+    check_final_lr(kwargs.get("final_lr"))
+    return kwargs
 
 
 def split_indices(n: int, holdout: float, generator: torch.Generator

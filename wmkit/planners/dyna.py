@@ -75,7 +75,7 @@ from ..buffer import ReplayBuffer
 from ..loop import Episode, Evaluation, LearnLog, evaluate
 from ..models.base import TerminationFn
 from ..spaces import ActionSpec
-from ..train import done_weight, fit
+from ..train import check_fit_kwargs, done_weight, fit
 from ..utils import (
     as_float_tensor,
     check_nonnegative_int,
@@ -437,7 +437,7 @@ def train_dyna(env: gym.Env, agent: Dyna, steps: int = 10_000, seed: int = 0,
     generator = torch.Generator().manual_seed(seed)
     eval_env = copy.deepcopy(env) if eval_episodes else None
     log = DynaLog(buffer=ReplayBuffer.for_env(env, capacity=steps))
-    fit_args = {"progress": False, **(fit_kwargs or {})}
+    fit_args = {"progress": False, **check_fit_kwargs(fit_kwargs)}
     uses_model = agent.planning_updates > 0
     start_updates = dict(agent.updates)
     obs, _ = env.reset(seed=seed)
