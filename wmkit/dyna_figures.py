@@ -31,6 +31,8 @@ def plot_sample_efficiency(logs: Mapping[str, LearnLog], highlight: str | None =
     """
     import matplotlib.pyplot as plt
 
+    from .viz import finish_learning_axes
+
     if highlight is not None and highlight not in logs:
         raise ValueError(f"highlight: expected one of {list(logs)}, got {highlight!r}")
     if ax is None:
@@ -42,14 +44,7 @@ def plot_sample_efficiency(logs: Mapping[str, LearnLog], highlight: str | None =
                 color=f"C{i}", marker="o", ms=3, lw=2.2 if strong else 1.0,
                 alpha=1.0 if strong else 0.3,
                 label=f"{label}" + (f" (solved at {solved})" if solved else ""))
-    if target is not None:
-        ax.axhline(target, color="0.2", ls=":", lw=1.2, label=f"target {target:g}")
-    ax.set_xlabel("real environment steps")
-    ax.set_ylabel("greedy evaluation, mean return")
-    ax.set_xlim(left=0)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
-    return ax
+    return finish_learning_axes(ax, "greedy evaluation, mean return", target)
 
 
 def draw_dyna_loop(ax: Axes | None = None) -> Axes:

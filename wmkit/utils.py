@@ -36,16 +36,19 @@ def default_device(device: str | torch.device | None = None) -> torch.device:
 
 
 def check_positive_int(name: str, value: Any) -> int:
-    """`value` as an int, or a ValueError naming `name`."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"{name}: expected a positive int, got {value!r}")
-    return int(value)
+    """`value` as an int >= 1, or a ValueError naming `name`."""
+    return _check_int(name, value, 1, "a positive int")
 
 
 def check_nonnegative_int(name: str, value: Any) -> int:
     """`value` as an int >= 0, or a ValueError naming `name`."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(f"{name}: expected an int >= 0, got {value!r}")
+    return _check_int(name, value, 0, "an int >= 0")
+
+
+def _check_int(name: str, value: Any, minimum: int, expected: str) -> int:
+    # bool is an int subclass, but `epochs=True` is a mistake, not 1.
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name}: expected {expected}, got {value!r}")
     return int(value)
 
 

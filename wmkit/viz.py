@@ -29,6 +29,7 @@ __all__ = [
     "animate_rollouts",
     "draw_cartpole",
     "draw_cartpoles",
+    "finish_learning_axes",
     "plot_compounding_error",
     "plot_losses",
     "plot_plan",
@@ -565,10 +566,16 @@ def plot_returns(log_or_logs: Any, ax: Axes | None = None, target: float | None 
     if warmup_end > 0:
         ax.axvspan(0, warmup_end, color="0.5", alpha=0.15, lw=0, gid="warmup",
                    label="random warm-up", zorder=0)
+    return finish_learning_axes(ax, "episode return", target)
+
+
+def finish_learning_axes(ax: Axes, ylabel: str, target: float | None = None) -> Axes:
+    """What every return-vs-real-steps figure ends with: the dotted target line (if any),
+    the axis labels, a grid and the legend. Returns `ax`."""
     if target is not None:
         ax.axhline(target, color="0.2", ls=":", lw=1.2, gid="target", label=f"target {target:g}")
     ax.set_xlabel("real environment steps")
-    ax.set_ylabel("episode return")
+    ax.set_ylabel(ylabel)
     ax.set_xlim(left=0)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="best")
