@@ -7,28 +7,51 @@ import pytest
 import torch
 
 import wmkit as wm
+from wmkit.models.base import Imagines
 from wmkit.planners.dyna import Dyna, DynaLog, epsilon_at, train_dyna
 
 
-class RaisingModel:
-    """A world model that fails the test if anything asks it for a prediction."""
+class PredictingModel(Imagines):
+    """A stand-in world model of CartPole's 4 numbers: `imagine` calls `predict` each step."""
 
+    obs_dim = 4
+    action_spec = wm.ActionSpec(True, 2)
     device = torch.device("cpu")
+
+    def filter(self, state, action, obs):
+        return torch.as_tensor(obs, dtype=torch.float32)
+
+    def beliefs(self, buffer, index):
+        return buffer[index]["obs"]
+
+    def initial(self, state, n):
+        return state.reshape(-1, 4).expand(n, 4)
+
+    def step(self, obs, actions):
+        return (*self.predict(obs, actions), None)
+
+    def decode(self, obs):
+        return obs
+
+    def features(self, obs):
+        return obs
+
+
+class RaisingModel(PredictingModel):
+    """A world model that fails the test if anything asks it for a prediction."""
 
     def predict(self, obs, action):
         raise AssertionError("the model-free baseline must not call the model")
 
-    def imagine(self, state, actions, termination_fn=None):
+    def beliefs(self, buffer, index):
         raise AssertionError("the model-free baseline must not call the model")
 
     def parameters(self):
         raise AssertionError("the model-free baseline must not fit the model")
 
 
-class FixedModel:
+class FixedModel(PredictingModel):
     """Every imagined step ends the episode with reward `reward`; counts its calls."""
-
-    device = torch.device("cpu")
 
     def __init__(self, reward: float) -> None:
         self.reward, self.calls = reward, []
@@ -39,11 +62,9 @@ class FixedModel:
         return obs + 0.01, torch.full((n,), self.reward), torch.full((n,), 50.0)
 
 
-class ConstantModel:
+class ConstantModel(PredictingModel):
     """Every step moves obs by +0.01 and pays `reward`; the done logit is `done_logit`.
     Records the actions it is asked about."""
-
-    device = torch.device("cpu")
 
     def __init__(self, reward: float, done_logit: float) -> None:
         self.reward, self.done_logit, self.actions, self.obs = reward, done_logit, [], []
@@ -73,11 +94,21 @@ def test_shapes_of_values_actions_and_imagined_transitions(env, buffer, trained_
     assert agent(obs[0].numpy()) in (0, 1) and isinstance(agent(obs[0]), int)
     imagined = agent.imagine_transitions(buffer, n_starts=50, generator=torch.Generator())
     n = len(imagined["obs"])
-    assert 50 <= n <= 150  # every branch's first step, later steps while the model says alive
     assert imagined["next_obs"].shape == (n, 4) and imagined["action"].shape == (n,)
     assert imagined["reward"].shape == imagined["terminated"].shape == (n,)
     assert ((imagined["terminated"] >= 0) & (imagined["terminated"] <= 1)).all()
     assert math.isfinite(agent.update(buffer.sample(16)))
+
+
+@pytest.mark.parametrize("done_logit, expected", [(60.0, 50), (-60.0, 150)])
+def test_imagined_branches_stop_once_the_model_says_the_episode_ended(buffer, done_logit,
+                                                                      expected):
+    """Every branch keeps its first step, and later steps only while it is still alive: a
+    model that always ends gives one step per branch, one that never ends all three."""
+    agent = Dyna(4, wm.ActionSpec(True, 2), ConstantModel(1.0, done_logit), planning_updates=1,
+                 rollout_length=3, device="cpu")
+    imagined = agent.imagine_transitions(buffer, n_starts=50, generator=torch.Generator())
+    assert len(imagined["obs"]) == expected
 
 
 def test_model_free_baseline_never_touches_the_model(env):

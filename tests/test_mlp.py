@@ -143,15 +143,86 @@ def test_fit_bad_arguments(cartpole_buffer, kwargs, match):
 
 
 def test_fit_final_lr_decays_the_learning_rate(cartpole_buffer):
-    def train_losses(final_lr):
+    def lrs(final_lr):
         torch.manual_seed(0)
         model = cartpole_model(hidden=16)
-        return wm.fit(model, cartpole_buffer, epochs=3, lr=1e-3, final_lr=final_lr,
-                      progress=False).train["total"]
-    constant = train_losses(None)
-    assert train_losses(1e-3) == constant  # a decay to lr itself is no decay
-    decayed = train_losses(1e-5)
-    assert decayed[0] != constant[0] and decayed[-1] != constant[-1]
+        return wm.fit(model, cartpole_buffer, epochs=4, lr=1e-3, final_lr=final_lr,
+                      progress=False).lr
+    assert lrs(None) == [1e-3] * 4  # the MLP's default: a constant rate
+    assert lrs(1e-3) == [1e-3] * 4  # a decay to lr itself is no decay
+    decayed = lrs(1e-5)
+    assert all(a > b for a, b in zip(decayed, decayed[1:]))  # falls every epoch...
+    assert decayed[-1] == pytest.approx(1e-5)  # ...to final_lr at the last update
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"lr": -1e-3}, "lr"), ({"lr": None}, "lr"), ({"lr": float("nan")}, "lr"),
+    ({"weight_decay": -1}, "weight_decay"), ({"grad_clip": 0}, "grad_clip"),
+])
+def test_fit_refuses_bad_optimiser_settings_before_touching_the_model(cartpole_buffer, kwargs,
+                                                                      match):
+    model = cartpole_model(hidden=8)
+    wm.fit(model, cartpole_buffer, epochs=1, progress=False)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    other = wm.collect(wm.make_env("CartPole-v1", seed=5), steps=300, seed=5)
+    with pytest.raises(ValueError, match=match):
+        wm.fit(model, other, epochs=1, progress=False, **kwargs)
+    # The statistics of `other` were not copied in: the model predicts exactly as before.
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_fit_refuses_a_buffer_of_another_env(cartpole_buffer):
+    model = cartpole_model(hidden=8)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    pendulum = wm.collect(wm.make_env("Pendulum-v1", seed=0), steps=50)
+    hidden = wm.collect(wm.make_env("CartPole-v1", seed=0, hide_velocities=True), steps=50)
+    mountain = wm.collect(wm.make_env("MountainCar-v0", seed=0), steps=50)  # 2 obs, 3 actions
+    for buffer, match in ((pendulum, "observations"), (hidden, "observations"),
+                          (mountain, "observations")):
+        with pytest.raises(ValueError, match=match):
+            wm.fit(model, buffer, epochs=1, progress=False)
+    acrobot_like = wm.ReplayBuffer(4, wm.ActionSpec(discrete=True, n=3))
+    acrobot_like.add([0.0] * 4, 2, 1.0, [0.1] * 4, False)
+    with pytest.raises(ValueError, match="actions"):
+        wm.fit(model, acrobot_like, epochs=1, progress=False)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_a_loss_that_blows_up_restores_the_model(cartpole_buffer):
+    model = cartpole_model(hidden=8)
+    wm.fit(model, cartpole_buffer, epochs=2, progress=False)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(FloatingPointError, match="restored"):
+        wm.fit(model, cartpole_buffer, epochs=3, lr=1e12, progress=False)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    obs = cartpole_buffer.tensors()["obs"][:5]
+    assert torch.isfinite(model.predict(obs, torch.zeros(5, dtype=torch.long))[0]).all()
+
+
+def test_a_saved_model_refuses_another_action_space():
+    discrete = cartpole_model(hidden=8)
+    box = wm.MLPWorldModel(4, wm.ActionSpec(False, 2, (-1.0, -1.0), (1.0, 1.0)), hidden=8,
+                           device="cpu")  # the same layer shapes: 4 + 2 inputs
+    before = {k: v.clone() for k, v in box.state_dict().items()}
+    with pytest.raises(ValueError, match="action space"):
+        box.load_state_dict(discrete.state_dict())
+    assert all(torch.equal(before[k], v) for k, v in box.state_dict().items())
+    twin = cartpole_model(hidden=8)
+    twin.load_state_dict(discrete.state_dict())  # the same action space loads
+
+
+def test_imagine_checks_its_actions():
+    model = cartpole_model(hidden=8)
+    start = torch.zeros(4)
+    for bad, match in ((torch.full((2, 3), 0.9), "integer"), (torch.full((2, 3), 2), "actions"),
+                       (torch.full((2, 3), -1), "actions"), (torch.zeros(2, 3, 1), "shape")):
+        with pytest.raises(ValueError, match=match):
+            model.imagine(start, bad)
+    box = wm.MLPWorldModel(3, wm.ActionSpec(False, 1, (-2.0,), (2.0,)), hidden=8, device="cpu")
+    with pytest.raises(ValueError, match="actions"):
+        box.imagine(torch.zeros(3), torch.full((2, 3, 1), 2.5))
+    with pytest.raises(ValueError, match="actions"):
+        box.imagine(torch.zeros(3), torch.full((2, 3, 1), float("nan")))
 
 
 def test_filter_checks_observations():

@@ -31,23 +31,53 @@ class ReplayBuffer:
     Storage grows by doubling, so `add` is O(1) amortised and `sample` is one gather.
     `is_first[i]` marks the first step of an episode; it is inferred (the previous
     transition ended, or its next_obs is not this obs), so callers never track it.
+
+    capacity: rows allocated at first (storage grows past it). max_size: None keeps every
+    row; an int makes a ring buffer: once it holds `max_size` rows, each new row evicts the
+    oldest, and the new oldest row counts as an episode start (what came before it is gone).
+    Row 0 is always the oldest row kept.
     """
 
-    def __init__(self, obs_dim: int, action_spec: ActionSpec, capacity: int = 1024) -> None:
+    def __init__(self, obs_dim: int, action_spec: ActionSpec, capacity: int = 1024,
+                 max_size: int | None = None) -> None:
         self.obs_dim = check_positive_int("obs_dim", obs_dim)
         self.action_spec = action_spec
+        self.max_size = None if max_size is None else check_positive_int("max_size", max_size)
         self._size = 0
+        self._start = 0  # storage row of row 0: rows before it were evicted
         self._alloc(check_positive_int("capacity", capacity))
 
     @classmethod
-    def for_env(cls, env: gym.Env, capacity: int = 1024) -> ReplayBuffer:
+    def for_env(cls, env: gym.Env, capacity: int = 1024, max_size: int | None = None
+                ) -> ReplayBuffer:
         space = env.observation_space
         if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
             raise ValueError(f"env: expected a flat Box observation space, got {space}")
-        return cls(space.shape[0], ActionSpec.from_space(env.action_space), capacity)
+        return cls(space.shape[0], ActionSpec.from_space(env.action_space), capacity, max_size)
+
+    def _rows(self) -> dict[str, torch.Tensor]:
+        """Views of the kept rows of every field (row 0 the oldest)."""
+        return {key: tensor[self._start: self._start + self._size]
+                for key, tensor in self._data.items()}
+
+    def _make_room(self, n: int) -> None:
+        """Make sure `n` more rows fit after the last one: move the kept rows to the front
+        when half the storage is free, else grow it (O(1) amortised per row either way)."""
+        capacity = len(self._data["obs"])
+        if self._start + self._size + n > capacity:
+            needed = self._size + n
+            self._alloc(capacity if 2 * needed <= capacity else max(2 * capacity, needed))
+
+    def _evict(self) -> None:
+        """Drop the oldest rows beyond `max_size`; the new oldest row starts an episode."""
+        if self.max_size is not None and self._size > self.max_size:
+            self._start += self._size - self.max_size
+            self._size = self.max_size
+            self._data["is_first"][self._start] = True
 
     def _alloc(self, capacity: int) -> None:
         old = getattr(self, "_data", None)
+        kept = self._rows() if old is not None else {}
         action_dtype = torch.long if self.action_spec.discrete else torch.float32
         self._data = {
             "obs": torch.zeros(capacity, self.obs_dim),
@@ -58,9 +88,9 @@ class ReplayBuffer:
             "truncated": torch.zeros(capacity, dtype=torch.bool),
             "is_first": torch.zeros(capacity, dtype=torch.bool),
         }
-        if old is not None:
-            for key, tensor in old.items():
-                self._data[key][: self._size] = tensor[: self._size]
+        for key, tensor in kept.items():
+            self._data[key][: self._size] = tensor
+        self._start = 0
 
     def __len__(self) -> int:
         return self._size
@@ -73,45 +103,68 @@ class ReplayBuffer:
         next_t = as_float_tensor("next_obs", next_obs, shape).reshape(shape)
         reward_t = as_float_tensor("reward", reward).reshape(())
         action = self.action_spec.check(action)
-        if self._size == len(self._data["obs"]):
-            self._alloc(2 * self._size)
-        i, d = self._size, self._data
-        previous_ended = i == 0 or bool(d["terminated"][i - 1] or d["truncated"][i - 1])
+        self._make_room(1)
+        i, d = self._start + self._size, self._data  # the storage row to write
+        previous_ended = self._size == 0 or bool(d["terminated"][i - 1] or d["truncated"][i - 1])
         d["is_first"][i] = previous_ended or not torch.equal(d["next_obs"][i - 1], obs_t)
         d["obs"][i], d["next_obs"][i], d["reward"][i] = obs_t, next_t, reward_t
         d["action"][i] = torch.as_tensor(action)
         d["terminated"][i], d["truncated"][i] = bool(terminated), bool(truncated)
         self._size += 1
+        self._evict()
 
     def extend(self, other: ReplayBuffer) -> None:
         """Append every transition of `other` (same observation size and action space)."""
         if other.obs_dim != self.obs_dim or other.action_spec != self.action_spec:
             raise ValueError("other: buffers differ in observation size or action space")
-        n, i = len(other), self._size
+        n = len(other)
         if n == 0:
             return
-        capacity = len(self._data["obs"])
-        if i + n > capacity:
-            self._alloc(max(2 * capacity, i + n))
+        self._make_room(n)
+        i = self._start + self._size  # the storage row of `other`'s first row
         for key, tensor in other.tensors().items():
             self._data[key][i: i + n] = tensor
         # `other`'s first row starts an episode here unless it continues our last one (the
         # same rule as `add`); its other rows keep the starts `other` inferred.
         d = self._data
-        continues = i > 0 and not bool(d["terminated"][i - 1] or d["truncated"][i - 1]) \
+        continues = self._size > 0 and not bool(d["terminated"][i - 1] or d["truncated"][i - 1]) \
             and torch.equal(d["next_obs"][i - 1], d["obs"][i])
         d["is_first"][i] = not continues
         self._size += n
+        self._evict()
 
     def __getitem__(self, index: Any) -> dict[str, torch.Tensor]:
-        """Rows `index` (an int, slice or index tensor) of every field."""
+        """Rows `index` (an int, slice or index tensor) of every field, as copies: writing into
+        them never changes the buffer."""
         if isinstance(index, int) and not -self._size <= index < self._size:
             raise IndexError(f"index {index} out of range for a buffer of {self._size}")
-        return {key: tensor[: self._size][index] for key, tensor in self._data.items()}
+        return {key: tensor[index].clone() for key, tensor in self._rows().items()}
 
     def tensors(self, device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
-        """Every stored field as tensors of length len(self), on `device`."""
-        return {key: tensor[: self._size].to(device) for key, tensor in self._data.items()}
+        """Every stored field as tensors of length len(self), on `device`, as copies: writing
+        into them never changes the buffer."""
+        return {key: tensor.to(device, copy=True) for key, tensor in self._rows().items()}
+
+    def episode_ids(self) -> torch.Tensor:
+        """(N,) long: which episode each row belongs to (0, 1, ...), counted from `is_first`."""
+        return self._rows()["is_first"].long().cumsum(0) - 1
+
+    def episode_bounds(self) -> list[tuple[int, int]]:
+        """(first row, one past the last row) of every episode in the buffer, in order."""
+        firsts = self._rows()["is_first"].nonzero().flatten().tolist()
+        return list(zip(firsts, firsts[1:] + [self._size]))
+
+    def window_starts(self, length: int) -> torch.Tensor:
+        """(S,) the first rows of every window of `length` consecutive rows inside one episode
+        (no episode starts after the window's first row)."""
+        length = check_positive_int("length", length)
+        if length > self._size:
+            raise ValueError(f"length: expected at most len(buffer)={self._size}, got {length}")
+        # Starts inside [s+1, s+length-1] are forbidden: a running count answers it in O(n).
+        counts = torch.cat([torch.zeros(1, dtype=torch.long),
+                            self._rows()["is_first"].long().cumsum(0)])
+        begin = torch.arange(self._size - length + 1)
+        return begin[counts[begin + length] - counts[begin + 1] == 0]
 
     def sample(self, batch_size: int, generator: torch.Generator | None = None
                ) -> dict[str, torch.Tensor]:
@@ -140,7 +193,7 @@ class ReplayBuffer:
         d = self.tensors()
         if self._size == 0:
             return []
-        episode = d["is_first"].long().cumsum(0) - 1  # row -> episode number (row 0 starts one)
+        episode = self.episode_ids()
         totals = torch.zeros(int(episode[-1]) + 1).index_add_(0, episode, d["reward"])
         ends = (d["terminated"] | d["truncated"]).nonzero().flatten()
         return totals[episode[ends]].tolist()

@@ -9,6 +9,7 @@ import gymnasium as gym
 import numpy as np
 
 from .buffer import ReplayBuffer
+from .runner import run
 from .utils import check_positive_int
 
 Policy = Callable[[np.ndarray], Any]
@@ -39,28 +40,14 @@ def collect(env: gym.Env, steps: int, policy: Policy | None = None, seed: int = 
     """Run `policy` (uniformly random by default) for `steps` real steps into a buffer.
 
     `policy` is any callable obs -> action, a planner included (its `reset()` is called at each
-    episode start when it has one). Episodes are reset as they end; the env is reset with
-    `seed` first, so the same seed gives the same data.
+    episode start). Episodes are reset as they end; the env is reset with `seed` first, so the
+    same seed gives the same data.
     """
     steps = check_positive_int("steps", steps)
     buffer = buffer if buffer is not None else ReplayBuffer.for_env(env, capacity=steps)
-    env.action_space.seed(seed)
-    obs, _ = env.reset(seed=seed)
-    _reset_policy(policy)
-    for _ in range(steps):
-        action = env.action_space.sample() if policy is None else policy(obs)
-        next_obs, reward, terminated, truncated, _ = env.step(action)
-        buffer.add(obs, action, float(reward), next_obs, terminated, truncated)
-        obs = next_obs
-        if terminated or truncated:
-            obs, _ = env.reset()
-            _reset_policy(policy)
+    for step in run(env, policy, steps=steps, seed=seed):
+        buffer.add(*step.transition)
     return buffer
-
-
-def _reset_policy(policy: Policy | None) -> None:
-    if policy is not None and hasattr(policy, "reset"):
-        policy.reset()
 
 
 class HideVelocities(gym.ObservationWrapper):

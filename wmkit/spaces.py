@@ -66,7 +66,10 @@ class ActionSpec:
     def encode(self, actions: torch.Tensor) -> torch.Tensor:
         """Actions (...,) long or (..., n) float -> network input (..., encoded_dim) float."""
         if self.discrete:
-            return torch.nn.functional.one_hot(actions.long(), self.n).float()
+            # A comparison, not F.one_hot: one_hot checks the values' range, which reads them
+            # (the host would wait for a GPU at every imagined step). `check_sequences` checks.
+            classes = torch.arange(self.n, device=actions.device)
+            return (actions.long().unsqueeze(-1) == classes).float()
         low, high = self.bounds(actions.device)
         return (actions - low) / (high - low) * 2 - 1
 
@@ -78,6 +81,40 @@ class ActionSpec:
         low, high = self.bounds(device)
         unit = torch.rand((*shape, self.n), generator=generator, device=device)
         return low + unit * (high - low)
+
+    def check_sequences(self, actions: Any, values: bool = True, name: str = "actions"
+                        ) -> torch.Tensor:
+        """`actions` as N action sequences for `imagine`: (N, H) long or (N, H, n) float.
+
+        The shape and dtype are always checked; with `values`, also that every action is one
+        the env accepts (reading values makes the host wait for a GPU: planners that sample
+        valid actions themselves skip it). A ValueError names `name` otherwise.
+        """
+        shape = "(N, H)" if self.discrete else f"(N, H, {self.n})"
+        if not isinstance(actions, torch.Tensor):
+            raise ValueError(f"{name}: expected a tensor of shape {shape}, got {type(actions)}")
+        good_shape = actions.dim() == 2 if self.discrete else (
+            actions.dim() == 3 and actions.shape[-1] == self.n)
+        if not good_shape or actions.shape[1] < 1:
+            raise ValueError(f"{name}: expected shape {shape} with H >= 1, "
+                             f"got {tuple(actions.shape)}")
+        if self.discrete and (actions.is_floating_point() or actions.dtype == torch.bool):
+            raise ValueError(f"{name}: expected integer actions in [0, {self.n}), got dtype "
+                             f"{actions.dtype} (a float action is not rounded for you)")
+        if not self.discrete and not actions.is_floating_point():
+            raise ValueError(f"{name}: expected float actions, got dtype {actions.dtype}")
+        if values and actions.numel():
+            if self.discrete:
+                bad = bool(((actions < 0) | (actions >= self.n)).any())
+                expected = f"ints in [0, {self.n})"
+            else:
+                low, high = self.bounds(actions.device)
+                bad = bool((~torch.isfinite(actions) | (actions < low - 1e-5)
+                            | (actions > high + 1e-5)).any())
+                expected = f"finite values in [{self.low}, {self.high}]"
+            if bad:
+                raise ValueError(f"{name}: expected {expected}, got values outside")
+        return actions
 
     def check(self, action: Any, name: str = "action") -> Any:
         """`action` as the env expects it (int or float array), or a ValueError naming it."""

@@ -50,9 +50,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..buffer import ReplayBuffer
 from ..spaces import ActionSpec
 from ..utils import as_float_tensor, check_positive_int, default_device
-from .base import Rollout, TerminationFn, alive_before
+from .base import Imagines, observation_state
 from .normalised import Normalised
 
 Propagation = Literal["mean", "random_member"]
@@ -123,7 +124,7 @@ def _spread(delta: torch.Tensor, centre: torch.Tensor) -> torch.Tensor:
     return (delta - centre).square().mean(dim=0).sqrt().mean(dim=-1)
 
 
-class EnsembleWorldModel(Normalised, nn.Module):
+class EnsembleWorldModel(Imagines, Normalised, nn.Module):
     """N MLP world models trained and evaluated together (see the module docstring).
 
     Drops in wherever `MLPWorldModel` does (`fit`, `RandomShooting`, `learn`): `predict` gives
@@ -288,53 +289,46 @@ class EnsembleWorldModel(Normalised, nn.Module):
         """For a Markov observation the belief *is* the observation: (D,) tensor."""
         return as_float_tensor("obs", obs, (self.obs_dim,), self.device).reshape(self.obs_dim)
 
-    def imagine(self, state: torch.Tensor, actions: torch.Tensor,
-                termination_fn: TerminationFn | None = None) -> Rollout:
-        """Roll N action sequences (N, H[, A]) forward from `state` (D,) or (N, D).
+    def beliefs(self, buffer: ReplayBuffer, index: torch.Tensor) -> torch.Tensor:
+        """The observations (N, D) of rows `index` (N,) of `buffer`: a Markov belief."""
+        return buffer[index]["obs"].to(self.device)
 
-        One batched call of all E members per step, on all N candidates. `observations`,
-        `rewards` and `dones` follow `self.propagation`; `disagreement` (N, H) is the members'
-        disagreement on each step's prediction (see `disagreement`).
-        `termination_fn`, if given, replaces the learned termination head.
-        """
-        expected_dims = 2 if self.action_spec.discrete else 3
-        if not isinstance(actions, torch.Tensor) or actions.dim() != expected_dims:
-            shape = "(N, H)" if self.action_spec.discrete else f"(N, H, {self.action_spec.n})"
-            got = tuple(actions.shape) if isinstance(actions, torch.Tensor) else type(actions)
-            raise ValueError(f"actions: expected a tensor of shape {shape}, got {got}")
-        n, horizon = actions.shape[:2]
-        state = torch.as_tensor(state, dtype=torch.float32, device=self.device)
-        if state.shape not in ((self.obs_dim,), (n, self.obs_dim)):
-            raise ValueError(f"state: expected shape ({self.obs_dim},) or ({n}, {self.obs_dim}),"
-                             f" got {tuple(state.shape)}")
+    # `imagine` comes from `Imagines`: one batched call of all E members per imagined step, on
+    # all N candidates. `observations`, `rewards` and `dones` follow `self.propagation`;
+    # `disagreement` (N, H) is the members' disagreement on each step's prediction.
+
+    def initial(self, state: Any, n: int) -> torch.Tensor:
+        """A belief (D,) or (n, D) -> n observations (n, D)."""
+        state = observation_state(state, self.obs_dim, self.device)
+        if state.dim() == 2 and state.shape[0] not in (1, n):
+            raise ValueError(f"state: expected shape ({self.obs_dim},) or ({n}, {self.obs_dim})"
+                             f", got {tuple(state.shape)}")
+        return state.reshape(-1, self.obs_dim).expand(n, self.obs_dim)
+
+    def step(self, obs: torch.Tensor, actions: torch.Tensor
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Every member on all n observations (n, D) at once -> (next obs (n, D), reward (n,),
+        termination logit (n,), disagreement (n,)), following `self.propagation`."""
         _check_propagation(self.propagation)
         d = self.obs_dim
-        obs = state.expand(n, d)
-        encoded = self.action_spec.encode(actions)  # (N, H, A), once for all steps
-        candidates = torch.arange(n, device=self.device)
-        member_of = candidates % self.ensemble_size  # "random_member": candidate i -> i % E
-        observations, outputs, disagreements = [obs], [], []
-        for t in range(horizon):
-            out = self._network(self._inputs(obs, encoded[:, t]))  # (E, N, out)
-            if self.propagation == "mean":
-                followed = out.mean(0)  # the outputs are linear in the raw units: mean first
-                centre = followed[:, :d]
-            else:
-                followed = out[member_of, candidates]
-                centre = out[..., :d].mean(0)
-            disagreements.append(_spread(out[..., :d], centre))
-            obs = obs + followed[:, :d] * self.delta_std + self.delta_mean
-            observations.append(obs)
-            outputs.append(followed[:, d:d + 2])
-        observations_t = torch.stack(observations, dim=1)
-        reward_and_logit = torch.stack(outputs, dim=1)  # (N, H, 2), normalised reward
-        if termination_fn is None:
-            dones = reward_and_logit[..., 1] > 0
-        else:
-            dones = termination_fn(observations_t[:, 1:])
-        rewards = reward_and_logit[..., 0] * self.reward_std + self.reward_mean
-        return Rollout(observations_t, actions, rewards * alive_before(dones), dones,
-                       disagreement=torch.stack(disagreements, dim=1))
+        out = self._network(self._inputs(obs, self.action_spec.encode(actions)))  # (E, n, out)
+        if self.propagation == "mean":
+            followed = out.mean(0)  # the outputs are linear in the raw units: mean first
+            centre = followed[:, :d]
+        else:  # "random_member": candidate i follows member i % E
+            candidates = torch.arange(len(obs), device=obs.device)
+            followed = out[candidates % self.ensemble_size, candidates]
+            centre = out[..., :d].mean(0)
+        next_obs = obs + followed[:, :d] * self.delta_std + self.delta_mean
+        reward = followed[:, d] * self.reward_std + self.reward_mean
+        return next_obs, reward, followed[:, d + 1], _spread(out[..., :d], centre)
+
+    def decode(self, obs: torch.Tensor) -> torch.Tensor:
+        return obs
+
+    def features(self, obs: torch.Tensor) -> torch.Tensor:
+        """Observations (..., D) -> normalised observations (..., D): what a policy reads."""
+        return (obs - self.obs_mean) / self.obs_std
 
     # -- handy for notebooks --------------------------------------------------------------------
 

@@ -8,9 +8,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..buffer import ReplayBuffer
 from ..spaces import ActionSpec
 from ..utils import as_float_tensor, check_positive_int, default_device
-from .base import Rollout, TerminationFn, alive_before
+from .base import (
+    Policy,
+    Rollout,
+    TerminationFn,
+    alive_before,
+    imagine_latent,
+    observation_state,
+)
 from .normalised import Normalised
 
 
@@ -84,25 +92,34 @@ class MLPWorldModel(Normalised, nn.Module):
         """For a Markov observation the belief *is* the observation: (D,) tensor."""
         return as_float_tensor("obs", obs, (self.obs_dim,), self.device).reshape(self.obs_dim)
 
-    def imagine(self, state: torch.Tensor, actions: torch.Tensor,
-                termination_fn: TerminationFn | None = None) -> Rollout:
+    def beliefs(self, buffer: ReplayBuffer, index: torch.Tensor) -> torch.Tensor:
+        """The observations (N, D) of rows `index` (N,) of `buffer`: a Markov belief."""
+        return buffer[index]["obs"].to(self.device)
+
+    def imagine(self, state: torch.Tensor, actions: torch.Tensor | Policy,
+                termination_fn: TerminationFn | None = None, *, horizon: int | None = None,
+                check: bool = True) -> Rollout:
         """Roll N action sequences (N, H[, A]) forward from `state` (D,) or (N, D).
 
         The same numbers as calling `predict` H times, but faster: the normalisation is folded
         into the first and last layers (`_folded_layers`), so each step is just the network's
         matmuls, its activations and one add. `termination_fn`, if given, replaces the learned
-        termination head (e.g. a known rule, as mbrl-lib's PETS does).
+        termination head (e.g. a known rule, as mbrl-lib's PETS does). With a policy instead
+        of sequences, the generic loop `imagine_latent` runs `predict` step by step.
         """
-        if actions.dim() < 2:
-            raise ValueError(f"actions: expected (N, H[, A]), got shape {tuple(actions.shape)}")
+        if not isinstance(actions, torch.Tensor):
+            return imagine_latent(self, state, actions, termination_fn, horizon, check)
+        actions = self.action_spec.check_sequences(actions, values=check)
         n, horizon = actions.shape[:2]
         d = self.obs_dim
+        obs = self.initial(state, n)
         first_obs, first_act, first_bias, hidden, last = self._folded_layers()
         if self.action_spec.discrete:
             table = first_act + first_bias  # one row per action: a lookup, not a matmul
         else:
             encoded = self.action_spec.encode(actions)
-        obs = state.expand(n, d)
+        # In place when nothing needs gradients (planning): one (N, hidden) buffer less.
+        inplace = not torch.is_grad_enabled()
         observations, outputs = [obs], []
         for t in range(horizon):
             # The action's share of layer 1 (bias included), (N, hidden), made step by step:
@@ -113,18 +130,44 @@ class MLPWorldModel(Normalised, nn.Module):
                 action_in = torch.addmm(first_bias, encoded[:, t], first_act)
             h = torch.addmm(action_in, obs, first_obs)
             for weight, bias in hidden:
-                h = torch.addmm(bias, F.silu(h, inplace=True), weight)
-            out = torch.addmm(last[1], F.silu(h, inplace=True), last[0])  # (N, D + 2), raw units
+                h = torch.addmm(bias, F.silu(h, inplace=inplace), weight)
+            out = torch.addmm(last[1], F.silu(h, inplace=inplace), last[0])  # (N, D + 2), raw
             obs = obs + out[:, :d]
             observations.append(obs)
             outputs.append(out)
         observations_t, outputs_t = torch.stack(observations, 1), torch.stack(outputs, 1)
+        done_logits = outputs_t[..., d + 1]
         if termination_fn is None:
-            dones = outputs_t[..., d + 1] > 0
+            dones = done_logits > 0
         else:
             dones = termination_fn(observations_t[:, 1:])
         rewards = outputs_t[..., d] * alive_before(dones)
-        return Rollout(observations_t, actions, rewards, dones)
+        return Rollout(observations_t, actions, rewards, dones,
+                       features=self.features(observations_t), done_logits=done_logits)
+
+    # -- LatentDynamics: the latent of a Markov model is the observation itself ---------------
+
+    def initial(self, state: Any, n: int) -> torch.Tensor:
+        """A belief (D,) or (n, D) -> n observations (n, D)."""
+        state = observation_state(state, self.obs_dim, self.device)
+        if state.dim() == 1 or state.shape[0] == 1:
+            return state.reshape(1, self.obs_dim).expand(n, self.obs_dim)
+        if state.dim() != 2 or state.shape[0] != n:
+            raise ValueError(f"state: expected shape ({self.obs_dim},) or ({n}, {self.obs_dim})"
+                             f", got {tuple(state.shape)}")
+        return state
+
+    def step(self, obs: torch.Tensor, actions: torch.Tensor
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, None]:
+        """One `predict`: (next obs (n, D), reward (n,), termination logit (n,), None)."""
+        return (*self.predict(obs, actions), None)
+
+    def decode(self, obs: torch.Tensor) -> torch.Tensor:
+        return obs
+
+    def features(self, obs: torch.Tensor) -> torch.Tensor:
+        """Observations (..., D) -> normalised observations (..., D): what a policy reads."""
+        return (obs - self.obs_mean) / self.obs_std
 
     def _folded_layers(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list, tuple]:
         """The network's weights, transposed for `addmm`, with the normalisation folded in.

@@ -7,7 +7,8 @@ a model keeps them in registered buffers: they are saved in `state_dict()` and f
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal, TypeVar
 
 import gymnasium as gym
 import torch
@@ -31,6 +32,11 @@ class Normalised:
     """
 
     _norm_names: tuple[str, ...]
+    action_spec: ActionSpec
+    # What `wmkit.fit` feeds `loss` (see `TrainableModel`), and this model's own defaults for
+    # the fit arguments left at None: none here, the kit's (`wmkit.train.FIT_DEFAULTS`).
+    batches: ClassVar[Literal["transitions", "sequences"]] = "transitions"
+    fit_defaults: ClassVar[Mapping[str, Any]] = {}
 
     def register_norm_buffers(self, obs_dim: int, deltas: bool = True) -> None:
         """Identity statistics (mean 0, std 1) until `set_normalizer` copies the data's in.
@@ -46,12 +52,30 @@ class Normalised:
             self.register_buffer(name, torch.ones(obs_dim))
         self.register_buffer("reward_mean", torch.zeros(()))
         self.register_buffer("reward_std", torch.ones(()))
+        spec = self.action_spec
+        self.register_buffer("action_space", torch.tensor(
+            [float(spec.discrete), float(spec.n), *spec.low, *spec.high], dtype=torch.float64))
         self._norm_names = OBS_STATS + (DELTA_STATS if deltas else ()) + REWARD_STATS
 
     def set_normalizer(self, stats: NormStats) -> None:
         """Copy the buffer's statistics into the model (done by `fit` before training)."""
         for name in self._norm_names:
             getattr(self, name).copy_(getattr(stats, name))
+
+    # The action space travels in `state_dict()` (as the `action_space` buffer: discrete flag,
+    # n, low, high), so weights trained for one action space never load silently into a model
+    # built for another whose layers happen to have the same shapes.
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True,
+                        assign: bool = False) -> Any:
+        """`nn.Module.load_state_dict`, refusing another action space before any weight moves."""
+        saved = state_dict.get("action_space")
+        mine = self.action_space
+        if saved is not None and (saved.shape != mine.shape or not torch.equal(
+                saved.to(mine.device, mine.dtype), mine)):
+            raise ValueError(f"state_dict: saved for action space {_describe(saved)}, but this "
+                             f"model acts in {_describe(mine)}; build it for the same env")
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)  # type: ignore[misc]
 
     @property
     def device(self) -> torch.device:
@@ -65,3 +89,12 @@ class Normalised:
         if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
             raise ValueError(f"env: expected a flat Box observation space, got {space}")
         return cls(space.shape[0], ActionSpec.from_space(env.action_space), **kwargs)
+
+
+def _describe(code: torch.Tensor) -> str:
+    """The `action_space` buffer as words: "Discrete(2)" or "Box(n=1, low=(-2.0,), ...)"."""
+    values = code.tolist()
+    if values[0] == 1.0:
+        return f"Discrete({int(values[1])})"
+    n = int(values[1])
+    return f"Box(n={n}, low={tuple(values[2:2 + n])}, high={tuple(values[2 + n:])})"

@@ -28,7 +28,7 @@ a planner calls, and imagined observations are decoded back into observation spa
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -36,13 +36,9 @@ from torch import nn
 
 from ..buffer import ReplayBuffer
 from ..spaces import ActionSpec
-from ..train import History
 from ..utils import as_float_tensor, check_positive_int, default_device
-from .base import Rollout, TerminationFn, alive_before
+from .base import Imagines
 from .normalised import Normalised
-
-if TYPE_CHECKING:  # matplotlib loads only when a figure is drawn: `import wmkit` stays light
-    import matplotlib.axes
 
 
 @dataclass
@@ -60,6 +56,10 @@ class RSSMState:
     def __getitem__(self, index: Any) -> RSSMState:
         return RSSMState(self.h[index], self.z[index])
 
+    def __len__(self) -> int:
+        """How many beliefs: the leading dimension."""
+        return self.h.shape[0]
+
 
 def _mlp(fan_in: int, hidden: int, fan_out: int, layers: int = 1) -> nn.Sequential:
     """Linear-LayerNorm-SiLU blocks then a linear output ([DV3] uses LayerNorm + SiLU)."""
@@ -70,7 +70,7 @@ def _mlp(fan_in: int, hidden: int, fan_out: int, layers: int = 1) -> nn.Sequenti
     return nn.Sequential(*blocks, nn.Linear(hidden, fan_out))
 
 
-class RSSMWorldModel(Normalised, nn.Module):
+class RSSMWorldModel(Imagines, Normalised, nn.Module):
     """GRU deterministic path + Gaussian stochastic latent, with decoder, reward and end heads.
 
     Why Gaussian latents here, when DreamerV2/V3 use categorical ones (32 x 32 one-hots with
@@ -142,6 +142,11 @@ class RSSMWorldModel(Normalised, nn.Module):
         kl_dyn, kl_rep, free_nats: KL balancing weights and free bits [DV3 v1]: 0.5, 0.1, 1.0.
         device: where the weights live (default: `wmkit.default_device()`).
     """
+
+    batches = "sequences"  # `fit` trains it on windows of consecutive rows
+    # A fit ends at a tenth of the learning rate (see docs/RESULTS.md, "RSSM: how a fit ends"),
+    # without weight decay, with the gradient clipped as [DV3] does.
+    fit_defaults = {"final_lr": 1e-4, "weight_decay": 0.0, "grad_clip": 100.0}
 
     def __init__(self, obs_dim: int, action_spec: ActionSpec, deter: int = 64, stoch: int = 16,
                  hidden: int = 64, min_std: float = 0.1, kl_dyn: float = 0.5,
@@ -307,18 +312,19 @@ class RSSMWorldModel(Normalised, nn.Module):
         return (torch.log(s_p / s_q) + (s_q**2 + (m_q - m_p) ** 2) / (2 * s_p**2) - 0.5).sum(-1)
 
     def loss(self, batch: dict[str, torch.Tensor], done_weight: float = 1.0,
-             mask: torch.Tensor | None = None, generator: torch.Generator | None = None
-             ) -> dict[str, torch.Tensor]:
+             generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """Loss components on B windows of L rows (see `observe` for the fields).
 
-        mask (B, L), optional: 1 where a row counts (e.g. 0 for held-out episodes). Returns
+        batch["mask"] (B, L), optional: 1 where a row counts (e.g. 0 for held-out episodes);
+        generator: seeds the latent samples. Returns
         "total" and its parts: "recon", "reward", "cont" (termination BCE), "dyn" and "rep"
         (the balanced, free-bits KL terms) and "kl" (the raw KL, a diagnostic).
         """
         batch = self._check_sequences(batch)
         out = self._chain(batch, sample=True, generator=generator)
         b, length = batch["obs"].shape[:2]
-        mask = torch.ones(b, length, device=self.device) if mask is None else mask.float()
+        mask = batch["mask"].float() if "mask" in batch else torch.ones(b, length,
+                                                                       device=self.device)
         start_mask = mask * out["starts"]
         nxt: RSSMState = out["next"]
         prior = self._prior(nxt.h)
@@ -368,12 +374,6 @@ class RSSMWorldModel(Normalised, nn.Module):
                            + self.kl_dyn * losses["dyn"] + self.kl_rep * losses["rep"])
         return losses
 
-    def fit_sequences(self, buffer: ReplayBuffer, **kwargs: Any) -> History:
-        """Train on windows from `buffer` (what `wmkit.fit` calls): see `rssm_train.fit_rssm`."""
-        from .rssm_train import fit_rssm
-
-        return fit_rssm(self, buffer, **kwargs)
-
     # -- the two functions every planner uses -------------------------------------------------
 
     @torch.no_grad()
@@ -401,208 +401,41 @@ class RSSMWorldModel(Normalised, nn.Module):
         return RSSMState(h, self._latent(self._posterior(h, embed), sample=False))
 
     @torch.no_grad()
-    def imagine(self, state: RSSMState, actions: torch.Tensor,
-                termination_fn: TerminationFn | None = None) -> Rollout:
-        """Roll N action sequences (N, H[, A]) forward from a belief (1 or N, ...) with the prior.
+    def beliefs(self, buffer: ReplayBuffer, index: torch.Tensor, burn_in: int = 16
+                ) -> RSSMState:
+        """The beliefs (N, ...) right after rows `index` (N,) of `buffer` were observed.
 
-        One batched step per horizon step: h <- GRU(h, [z, a]), z <- mean of p(z | h). Every
-        imagined belief is decoded, so `observations` (N, H+1, D) are in observation space
-        ([:, 0] is the decoded start belief). Rewards and dones come from the heads, unless
-        `termination_fn` (decoded obs -> done) replaces the continue head.
+        Each is filtered from a window of the `burn_in` rows up to it (fewer at an episode
+        start: the belief resets there, as `filter` does), all N windows in one batch. The
+        velocities settle within a few steps, so 16 rows give what the whole episode would.
         """
+        index = torch.as_tensor(index, dtype=torch.long).reshape(-1).cpu()
+        rows = index[:, None] + torch.arange(-burn_in + 1, 1)  # (N, burn_in), ending at index
+        clipped = rows < 0
+        window = buffer[rows.clamp_min(0)]
+        # Rows before the buffer's start repeat row 0, which starts an episode: resetting at
+        # every clipped position leaves the belief of row 0 onwards, as it should be.
+        window["is_first"] = window["is_first"] | clipped
+        return self.observe(window)[:, -1]
+
+    # -- LatentDynamics: what `Imagines.imagine` steps (the prior's mean at every step) -------
+
+    def initial(self, state: RSSMState, n: int) -> RSSMState:
+        """A belief (1 or n, ...) from `filter` or `beliefs` -> n latents."""
         if not isinstance(state, RSSMState):
             raise ValueError(f"state: expected an RSSMState (from filter), got {type(state)}")
-        actions = torch.as_tensor(actions, device=self.device)
-        expected_dims = 2 if self.action_spec.discrete else 3
-        if actions.ndim != expected_dims or actions.shape[1] < 1:
-            raise ValueError(f"actions: expected shape (N, H{'' if expected_dims == 2 else ', A'})"
-                             f" with H >= 1, got {tuple(actions.shape)}")
-        n, horizon = actions.shape[:2]
-        if state.h.shape[0] not in (1, n):
-            raise ValueError(f"state: batch of {state.h.shape[0]} fits neither 1 nor N={n}")
-        current = RSSMState(state.h.expand(n, self.deter), state.z.expand(n, state.z.shape[-1]))
-        encoded = self.action_spec.encode(actions)
-        hs, zs = [current.h], [current.z]
-        for t in range(horizon):
-            h = self._step(current, encoded[:, t])
-            current = RSSMState(h, self._latent(self._prior(h), sample=False))
-            hs.append(current.h)
-            zs.append(current.z)
-        beliefs = RSSMState(torch.stack(hs, 1), torch.stack(zs, 1))
-        observations = self.decode(beliefs)
-        rewards, done_logits = self._heads(beliefs.features[:, 1:])
-        if termination_fn is None:
-            dones = done_logits > 0
-        else:
-            dones = termination_fn(observations[:, 1:])
-        return Rollout(observations, actions, rewards * alive_before(dones), dones)
+        if len(state) not in (1, n):
+            raise ValueError(f"state: batch of {len(state)} fits neither 1 nor N={n}")
+        return RSSMState(state.h.expand(n, self.deter), state.z.expand(n, self.stoch))
 
+    def step(self, latent: RSSMState, actions: torch.Tensor
+             ) -> tuple[RSSMState, torch.Tensor, torch.Tensor, None]:
+        """h <- GRU(h, [z, a]), z <- mean of p(z | h); the heads read the new belief."""
+        h = self._step(latent, self.action_spec.encode(actions))
+        latent = RSSMState(h, self._latent(self._prior(h), sample=False))
+        reward, done_logit = self._heads(latent.features)
+        return latent, reward, done_logit, None
 
-# ---------------------------------------------------------------------------- diagnostics
-
-
-def _windows_within_episodes(buffer: ReplayBuffer, length: int) -> torch.Tensor:
-    """Start rows of every window of `length` rows with no episode start after its first row."""
-    is_first = buffer.tensors()["is_first"].clone()
-    n = len(buffer)
-    if length > n:
-        raise ValueError(f"length: expected at most len(buffer)={n}, got {length}")
-    # starts inside [s+1, s+length-1] are forbidden: a running count answers it in O(n).
-    counts = torch.cat([torch.zeros(1, dtype=torch.long), is_first.long().cumsum(0)])
-    begin = torch.arange(n - length + 1)
-    inner = counts[begin + length] - counts[begin + 1]
-    return begin[inner == 0]
-
-
-def sequence_batch(buffer: ReplayBuffer, starts: torch.Tensor, length: int
-                   ) -> dict[str, torch.Tensor]:
-    """Windows of `length` rows beginning at rows `starts` (S,): every field (S, L, ...)."""
-    return buffer[starts[:, None] + torch.arange(length)]
-
-
-@torch.no_grad()
-def buffer_beliefs(model: RSSMWorldModel, buffer: ReplayBuffer) -> RSSMState:
-    """The belief at every row of `buffer` (N, ...), filtered episode by episode.
-
-    The whole buffer is one sequence; the state resets at each episode start, so this is what
-    `filter` would give, one episode at a time.
-    """
-    data = buffer.tensors()
-    return model.observe({k: v[None] for k, v in data.items()})[0]
-
-
-@torch.no_grad()
-def reconstructions(model: RSSMWorldModel, buffer: ReplayBuffer) -> torch.Tensor:
-    """(N, D) every row's observation decoded back from the belief that has just seen it.
-
-    Compare with `buffer.tensors()["obs"]`: a large error means the posterior does not carry
-    the observation (the belief cannot be trusted); a small one says nothing yet about the
-    prior, which is what imagination runs on (see `open_loop_errors` for that).
-    """
-    return model.decode(buffer_beliefs(model, buffer)).cpu()
-
-
-@torch.no_grad()
-def kl_per_step(model: RSSMWorldModel, buffer: ReplayBuffer, max_steps: int = 30
-                ) -> torch.Tensor:
-    """(max_steps,) mean KL(posterior || prior) in nats by steps since the episode start.
-
-    Step 0 is the first observation (only the initial prior: large); later steps show how much
-    each new observation still surprises the model. All near 0 would mean posterior collapse
-    (observations ignored); staying high would mean the prior never learned the dynamics.
-    Steps no episode reaches are NaN.
-    """
-    max_steps = check_positive_int("max_steps", max_steps)
-    data = {k: v[None] for k, v in buffer.tensors().items()}
-    batch = model._check_sequences(data)
-    out = model._chain(batch, sample=False)
-    # KL of the belief at row t: the initial prior at starts, else the prior after a step.
-    prior_after_step = model._prior(out["next"].h)
-    post_after_step = out["next_posterior"]
-    kl_next = model.kl(post_after_step, prior_after_step)[0]  # KL of s'_t = s_{t+1}
-    kl_start = model.kl(out["start_posterior"], model._prior(out["h0"]))[0]
-    starts = out["starts"][0]
-    kl_rows = torch.where(starts, kl_start, torch.cat([kl_start[:1], kl_next[:-1]]))
-    index = torch.arange(len(starts), device=starts.device)
-    last_start = torch.cummax(torch.where(starts, index, torch.zeros_like(index)), 0).values
-    since = (index - last_start).cpu()
-    result = torch.full((max_steps,), float("nan"))
-    for t in range(max_steps):
-        chosen = since == t
-        if chosen.any():
-            result[t] = kl_rows.cpu()[chosen].mean()
-    return result
-
-
-@torch.no_grad()
-def _open_loop(model: Any, buffer: ReplayBuffer, horizon: int, burn_in: int, max_starts: int,
-               seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Imagined and real next observations (S, H, D) each, for S random windows (see below)."""
-    horizon = check_positive_int("horizon", horizon)
-    burn_in = check_positive_int("burn_in", burn_in)
-    length = burn_in + horizon - 1
-    starts = _windows_within_episodes(buffer, length)
-    if len(starts) == 0:
-        raise ValueError(f"buffer: no episode has {length} steps for burn_in + horizon")
-    generator = torch.Generator().manual_seed(seed)
-    starts = starts[torch.randperm(len(starts), generator=generator)[:max_starts]]
-    imagined, real = [], []
-    for start in starts.tolist():
-        rows = buffer[torch.arange(start, start + length)]
-        state, previous = None, None
-        for t in range(burn_in):
-            state = model.filter(state, previous, rows["obs"][t])
-            previous = rows["action"][t]
-        actions = rows["action"][burn_in - 1:][None].to(model.device)
-        imagined.append(model.imagine(state, actions).observations[0, 1:].cpu())
-        real.append(rows["next_obs"][burn_in - 1:])
-    return torch.stack(imagined), torch.stack(real)
-
-
-@torch.no_grad()
-def open_loop_errors(model: Any, buffer: ReplayBuffer, horizon: int = 20, burn_in: int = 5,
-                     max_starts: int = 100, seed: int = 0) -> torch.Tensor:
-    """(S, H) squared open-loop error of any world model, per step ahead, in obs-std units.
-
-    For S windows inside single episodes: `filter` the first `burn_in` real observations
-    (memory needs a few to infer velocities), then `imagine` the real actions for `horizon`
-    steps and compare with the real observations. Works for any model with filter/imagine
-    (MLP, RSSM, ...), so curves of different models sit side by side.
-    """
-    imagined, real = _open_loop(model, buffer, horizon, burn_in, max_starts, seed)
-    scale = buffer.tensors()["obs"].std(0, correction=0).clamp_min(1e-6)
-    return (((imagined - real) / scale) ** 2).mean(-1)
-
-
-@torch.no_grad()
-def open_loop_bias(model: Any, buffer: ReplayBuffer, horizon: int = 20, burn_in: int = 5,
-                   max_starts: int = 100, seed: int = 0) -> torch.Tensor:
-    """(H, D) mean *signed* open-loop error (imagined - real) per step ahead, in raw units.
-
-    The same windows as `open_loop_errors` (same arguments, same seed: same windows). A small
-    squared error can hide a steady lean: on CartPole an imagined pole that sits a few
-    milliradians off the real one makes a planner hold the real pole tilted, and the cart drift.
-    """
-    imagined, real = _open_loop(model, buffer, horizon, burn_in, max_starts, seed)
-    return (imagined - real).mean(0)
-
-
-@torch.no_grad()
-def dream(model: Any, buffer: ReplayBuffer, start: int, horizon: int, burn_in: int = 5
-          ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Imagined vs real observations (H+1, D) each, from row `start` of `buffer`.
-
-    The model filters rows start .. start+burn_in-1, then imagines the real actions for up to
-    `horizon` steps (fewer if the episode ends first). [0] of both is the last filtered obs.
-    """
-    horizon = check_positive_int("horizon", horizon)
-    burn_in = check_positive_int("burn_in", burn_in)
-    if not 0 <= start < len(buffer):
-        raise ValueError(f"start: expected a row in [0, {len(buffer)}), got {start}")
-    data = buffer.tensors()
-    end = start + 1
-    while end < len(buffer) and end - start < burn_in + horizon - 1 and not data["is_first"][end]:
-        end += 1
-    if end - start < burn_in:
-        raise ValueError(f"start: the episode has fewer than burn_in={burn_in} steps left")
-    state, previous = None, None
-    for t in range(start, start + burn_in):
-        state = model.filter(state, previous, data["obs"][t])
-        previous = data["action"][t]
-    actions = data["action"][start + burn_in - 1: end][None].to(model.device)
-    imagined = model.imagine(state, actions).observations[0].cpu()
-    real = torch.cat([data["obs"][start + burn_in - 1: start + burn_in],
-                      data["next_obs"][start + burn_in - 1: end]])
-    return imagined, real
-
-
-def draw_dream(model: Any, buffer: ReplayBuffer, start: int, horizon: int, burn_in: int = 5,
-               ax: matplotlib.axes.Axes | None = None) -> matplotlib.axes.Axes:
-    """Draw real (grey) and imagined (blue) cart-poles of `dream(...)`: a widget callback."""
-    from .. import viz
-
-    imagined, real = dream(model, buffer, start, horizon, burn_in)
-    ax = viz.draw_cartpoles(real, ax=ax, color="0.5", label="real")
-    viz.draw_cartpoles(imagined, ax=ax, color="C0", label=f"imagined, {len(imagined) - 1} steps")
-    ax.legend(loc="upper right", fontsize=8)
-    return ax
+    def features(self, latent: RSSMState) -> torch.Tensor:
+        """(..., deter + stoch): the belief, what an actor or critic reads."""
+        return latent.features

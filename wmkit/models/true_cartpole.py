@@ -13,9 +13,10 @@ from typing import Any
 import gymnasium as gym
 import torch
 
+from ..buffer import ReplayBuffer
 from ..spaces import ActionSpec
 from ..utils import as_float_tensor, default_device
-from .base import Rollout, TerminationFn, alive_before
+from .base import Imagines, observation_state
 
 X_THRESHOLD = 2.4
 THETA_THRESHOLD = 12 * 2 * math.pi / 360
@@ -26,7 +27,7 @@ def cartpole_termination(obs: torch.Tensor) -> torch.Tensor:
     return (obs[..., 0].abs() > X_THRESHOLD) | (obs[..., 2].abs() > THETA_THRESHOLD)
 
 
-class TrueCartPole:
+class TrueCartPole(Imagines):
     """Exact CartPole-v1 dynamics with the `filter` / `imagine` interface of a world model."""
 
     action_spec = ActionSpec(discrete=True, n=2)
@@ -49,7 +50,7 @@ class TrueCartPole:
         return cls(core.gravity, core.masscart, core.masspole, core.length, core.force_mag,
                    core.tau, device)
 
-    def step(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+    def next_state(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """obs (N, 4), action (N,) in {0, 1} -> next obs (N, 4)."""
         x, x_dot, theta, theta_dot = obs.unbind(-1)
         force = (action.to(obs.dtype) * 2 - 1) * self.force_mag
@@ -65,16 +66,27 @@ class TrueCartPole:
     def filter(self, state: Any, action: Any, obs: Any) -> torch.Tensor:
         return as_float_tensor("obs", obs, (4,), self.device).reshape(4)
 
-    def imagine(self, state: torch.Tensor, actions: torch.Tensor,
-                termination_fn: TerminationFn | None = None) -> Rollout:
-        """Exact rollouts of actions (N, H) from state (4,): reward 1 per step until the end."""
-        n, horizon = actions.shape
-        obs = state.expand(n, 4).double()  # float64, as gymnasium integrates
-        observations = [obs]
-        for t in range(horizon):
-            obs = self.step(obs, actions[:, t])
-            observations.append(obs)
-        observations_t = torch.stack(observations, dim=1).float()
-        dones = (termination_fn or cartpole_termination)(observations_t[:, 1:])
-        rewards = alive_before(dones).float()
-        return Rollout(observations_t, actions, rewards, dones)
+    def beliefs(self, buffer: ReplayBuffer, index: torch.Tensor) -> torch.Tensor:
+        """The observations (N, 4) of rows `index` of `buffer`: the state is observed."""
+        return buffer[index]["obs"].to(self.device)
+
+    # -- LatentDynamics (for `Imagines.imagine`): the latent is the state, in float64 ---------
+
+    def initial(self, state: Any, n: int) -> torch.Tensor:
+        """A state (4,) or (n, 4) -> n states (n, 4) in float64, as gymnasium integrates."""
+        state = observation_state(state, 4, self.device)
+        return state.reshape(-1, 4).expand(n, 4).double()
+
+    def step(self, obs: torch.Tensor, actions: torch.Tensor
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, None]:
+        """Exact next states; reward 1 per step; a +-20 logit from the termination rule."""
+        next_obs = self.next_state(obs, actions)
+        ends = cartpole_termination(next_obs)
+        reward = torch.ones(len(obs), device=obs.device)
+        return next_obs, reward, torch.where(ends, 20.0, -20.0), None
+
+    def decode(self, obs: torch.Tensor) -> torch.Tensor:
+        return obs.float()
+
+    def features(self, obs: torch.Tensor) -> torch.Tensor:
+        return obs.float()

@@ -25,37 +25,7 @@ the greedy policy plus the bootstrapped value of s_H, so the only signal CartPol
 the pole falls) travels H states per update instead of one. `value_expansion=0` (the
 default) keeps the one-step transitions.
 
-Measured (`benchmarks/dyna.py`, CartPole-v1, 1 torch thread; real steps, warm-up included,
-to the first greedy 3-episode evaluation mean >= 475, evaluated every 100 steps; "-" = not
-within 5,000; wall time per run is the median on a shared 2-core CPU, noisy):
-
-    variant                   seeds  per seed                                  median solved wall
-    dqn (k=0)                 0-4    7300 13700 13400 13500 11500              13400   5/5    -
-    dqn + 5 replayed          0-9    3600 2700 1700 1800 1400                   2250  10/10  15 s
-                                     1400 4600 4400 1300 4100
-    dyna k=5, 1-step          0-9    1200 4000 - 1700 1700                      3450   8/10  33 s
-                                     - 4700 1900 3100 3800
-    dyna k=5, value_exp.=10   0-9    1300 1600 1600 1800 1700                   1600  10/10  23 s
-                                     1500 1500 1400 1600 1800
-    dqn + 20 replayed         0-4    1500 - 3300 3100 1100                      3100   4/5    -
-    dyna k=20, 1-step         0-4    3200 2000 3400 2300 3200                   3200   5/5   80 s
-    dyna k=20, value_exp.=10  0-4    2000 1000 1100 2500 800                    1100   5/5   40 s
-    MPC (random shooting)     0-4    716 1711 447 490 1857                       716   5/5    -
-
-(Seeded runs that learn from a model are chaotic: a last-bit rounding change in
-`MLPWorldModel.predict` moved single seeds by hundreds of steps, e.g. one-step k=20 measured
-4200 2500 - 1200 900 before it. That is why 10 seeds are shown where it matters. MPC plans
-with `imagine`, which that change did not touch.)
-
-So with value expansion Dyna beats the replay-matched baseline at the same number of
-updates: at k=5 median 1600 vs 2250 real steps over 10 seeds, every seed solved by 1800
-(replay needs up to 4600; ahead on 6 seeds, level on 1, behind on 3 by 100-300 steps), where
-one-step Dyna did worse than replay (median 3450, 2 seeds unsolved). At k=20: median 1100
-vs 3100, 5/5 solved vs 4/5 (before the rounding change the same seeds gave 2700 1800 2800
-2300 800, median 2300: ahead still, by less; 5-seed medians are rough). The gain is
-mostly robustness (no slow seeds), not a faster best case. An imagined update costs H more
-batched model and Q forward passes than a replayed one, about 2x the wall time per real step
-at k=5, H=10.
+Measured numbers (Dyna vs the replay-matched baseline vs MPC) are in docs/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -72,8 +42,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..buffer import ReplayBuffer
-from ..loop import Episode, Evaluation, LearnLog, evaluate
-from ..models.base import TerminationFn
+from ..models.base import Imagined, Policy, TerminationFn, WorldModel
+from ..runner import Episode, Evaluation, LearnLog, evaluate, run
 from ..spaces import ActionSpec
 from ..train import check_fit_kwargs, done_weight, fit
 from ..utils import (
@@ -100,10 +70,10 @@ class Dyna:
     Args:
         obs_dim: D, the observation size.
         action_spec: the (Discrete) action space, e.g. `ActionSpec.from_space(env.action_space)`.
-        model: a world model with `predict(obs (N, D), action (N,))` -> (next_obs (N, D),
-            reward (N,), done logit (N,)), e.g. an `MLPWorldModel`; `train_dyna` refits it.
-            May be None when `planning_updates == 0` (the model-free baseline never touches
-            a model).
+        model: any `WorldModel` (MLP, ensemble, RSSM, ...): Dyna starts its imagination from
+            `model.beliefs` of real buffer rows and runs it with `model.imagine`, reading the
+            imagined observations; `train_dyna` refits it. May be None when
+            `planning_updates == 0` (the model-free baseline never touches a model).
         planning_updates: k, updates on imagined minibatches after each real step.
         replay_updates: extra updates on replayed *real* minibatches after each real step
             (the replay-matched baseline: k=0 with `replay_updates=k`).
@@ -111,8 +81,9 @@ class Dyna:
         value_expansion: H; with H >= 1 each imagined update instead regresses Q(s_0, a_0) of
             real states on H-step imagined returns under the greedy policy (see
             `expanded_targets`); 0 keeps the one-step imagined transitions.
-        model_noise: std of Gaussian noise added to every imagined next observation, in units
-            of the model's observation std: a dial for model error (0 = the model as learned).
+        model_noise: std of Gaussian noise added to every imagined observation the Q-learner
+            reads (targets, bootstraps and greedy choices), in units of the buffer's
+            observation std: a dial for model error (0 = the model as learned).
         termination_fn: a known termination rule replacing the model's termination head.
         hidden, batch_size, lr, gamma: Q-network width (two layers), minibatch size B, Adam
             learning rate and discount.
@@ -147,9 +118,9 @@ class Dyna:
         if self.planning_updates and model is None:
             raise ValueError("model: required when planning_updates > 0 (imagined updates "
                              "need a world model); pass e.g. MLPWorldModel.for_env(env)")
-        if model is not None and not hasattr(model, "predict"):
-            raise ValueError(f"model: expected a world model with predict(obs, action), "
-                             f"got {model!r}")
+        if model is not None and not isinstance(model, WorldModel):
+            raise ValueError(f"model: expected a world model (filter, beliefs, imagine), "
+                             f"got {type(model).__name__}")
         self.model, self.termination_fn = model, termination_fn
         self.model_noise = float(model_noise)
         self.batch_size = check_positive_int("batch_size", batch_size)
@@ -256,60 +227,72 @@ class Dyna:
             torch._foreach_lerp_(self._target_params, self._online_params, self.target_tau)
         return loss.item()
 
+    def _starts(self, buffer: ReplayBuffer, n_starts: int, generator: torch.Generator | None
+                ) -> Any:
+        """Beliefs (N, ...) at N uniformly sampled real rows of `buffer`."""
+        if self.model is None:
+            raise ValueError("model: this agent has no world model to imagine with")
+        index = torch.randint(len(buffer), (check_positive_int("n_starts", n_starts),),
+                              generator=generator)
+        return self.model.beliefs(buffer, index)
+
+    def _imagine(self, start: Any, actions: torch.Tensor | Policy, horizon: int
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Imagine from `start`; -> observations (N, H+1, D), actions (N, H), rewards (N, H)
+        and the termination probability of each step (N, H), calibrated (see __init__).
+
+        The rewards are the model's whatever it says about endings (the imagination is run
+        without a termination rule): Dyna weighs every step by its own probability of still
+        being alive, which a hard cut at logit 0 would get wrong by the BCE weight.
+        """
+        rollout = self.model.imagine(start, actions, _never_ends, horizon=horizon)
+        if self.termination_fn is not None:
+            p_done = self.termination_fn(rollout.observations[:, 1:]).float()
+        else:
+            p_done = torch.sigmoid(rollout.done_logits - self.done_logit_offset)
+        return rollout.observations, rollout.actions, rollout.rewards, p_done
+
+    def _noisy(self, obs: torch.Tensor, scale: torch.Tensor,
+               generator: torch.Generator | None) -> torch.Tensor:
+        """`obs` plus `model_noise` x `scale` Gaussian noise (the model-error dial)."""
+        if not self.model_noise:
+            return obs
+        noise = torch.randn(obs.shape, generator=generator).to(obs.device)
+        return obs + self.model_noise * scale.to(obs.device) * noise
+
     @torch.no_grad()
     def imagine_transitions(self, buffer: ReplayBuffer, n_starts: int,
                             generator: torch.Generator | None = None) -> Batch:
         """Branch `n_starts` short model rollouts from real buffer states; return transitions.
 
-        Starts (N, D) are sampled from `buffer`; actions are uniformly random; each imagined
-        step is one batched `model.predict` call on all N branches. `terminated` is the
-        model's *probability* that the step ends the episode (a float in [0, 1], or 0/1 from
-        `termination_fn`), so a target bootstraps from (1 - p) of the next value. A branch
-        stops once termination is more likely than not. Returns at most N * H transitions.
+        Starts are the model's beliefs at N sampled buffer rows; actions are uniformly random;
+        the whole branch is one batched `imagine`. `terminated` is the model's *probability*
+        that the step ends the episode (a float in [0, 1], or 0/1 from `termination_fn`), so a
+        target bootstraps from (1 - p) of the next value. A branch stops once termination is
+        more likely than not. Returns at most N * H transitions.
         """
-        if self.model is None:
-            raise ValueError("model: this agent has no world model to imagine with")
-        n_starts = check_positive_int("n_starts", n_starts)
-        model_device = torch.device(self.model.device)
-        obs = buffer.sample(n_starts, generator)["obs"].to(model_device)
-        alive = torch.ones(n_starts, dtype=torch.bool, device=model_device)
-        steps: list[Batch] = []
-        for _ in range(self.rollout_length):
-            action = torch.randint(self.action_spec.n, (n_starts,), generator=generator)
-            action = action.to(model_device)
-            next_obs, reward, p_done = self._imagined_step(obs, action, generator)
-            step = {"obs": obs, "action": action, "reward": reward, "next_obs": next_obs,
-                    "terminated": p_done}
-            steps.append({key: value[alive] for key, value in step.items()})
-            alive = alive & (p_done < 0.5)
-            obs = next_obs
-        return {key: torch.cat([step[key] for step in steps]) for key in steps[0]}
-
-    def _imagined_step(self, obs: torch.Tensor, action: torch.Tensor,
-                       generator: torch.Generator | None
-                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One batched model step: obs (N, D), action (N,) -> next obs (N, D), reward (N,),
-        termination probability (N,), with `model_noise` and the calibrated head applied."""
-        next_obs, reward, done_logit = self.model.predict(obs, action)
-        if self.model_noise:
-            scale = getattr(self.model, "obs_std", torch.ones(self.obs_dim)).to(obs.device)
-            noise = torch.randn(next_obs.shape, generator=generator).to(obs.device)
-            next_obs = next_obs + self.model_noise * scale * noise
-        if self.termination_fn is not None:
-            p_done = self.termination_fn(next_obs).float()
-        else:
-            p_done = torch.sigmoid(done_logit - self.done_logit_offset)
-        return next_obs, reward, p_done
+        start = self._starts(buffer, n_starts, generator)
+        actions = torch.randint(self.action_spec.n, (n_starts, self.rollout_length),
+                                generator=generator).to(self.model.device)
+        observations, actions, rewards, p_done = self._imagine(start, actions,
+                                                               self.rollout_length)
+        observations = self._noisy(observations, buffer.stats().obs_std, generator)
+        # Step t counts if every earlier step of its branch was more likely alive than not.
+        alive = torch.cumprod((p_done < 0.5).int(), dim=1)
+        alive = torch.cat([torch.ones_like(alive[:, :1]), alive[:, :-1]], 1).bool()
+        steps = {"obs": observations[:, :-1], "action": actions, "reward": rewards,
+                 "next_obs": observations[:, 1:], "terminated": p_done}
+        return {key: value[alive] for key, value in steps.items()}
 
     @torch.no_grad()
     def expanded_targets(self, buffer: ReplayBuffer, n_starts: int,
                          generator: torch.Generator | None = None) -> Batch:
         """Model-based value expansion (MVE, Feinberg et al. 2018) from real buffer states.
 
-        Each of `n_starts` real states s_0 (N, D) takes a uniformly random action a_0; the
-        model then follows the *greedy* policy of the online Q-network for H =
-        `value_expansion` steps in all, and the target of Q(s_0, a_0) is the imagined H-step
-        return plus the discounted Double-DQN value of the last state:
+        Each of `n_starts` real states s_0 takes a uniformly random action a_0; the model then
+        follows the *greedy* policy of the online Q-network for H = `value_expansion` steps in
+        all (one `imagine` under a policy), and the target of Q(s_0, a_0) is the imagined
+        H-step return plus the discounted Double-DQN value of the last state:
 
             target = r_0 + g(1-p_0) [r_1 + g(1-p_1) [... r_{H-1} + g(1-p_{H-1}) Q'(s_H, a*)]]
 
@@ -319,32 +302,28 @@ class Dyna:
         moves the termination signal H steps back instead of one. Returns obs (N, D),
         action (N,) and target (N,), clipped to max|r| / (1 - gamma) like `update`'s.
         """
-        if self.model is None:
-            raise ValueError("model: this agent has no world model to imagine with")
         if not self.value_expansion:
             raise ValueError("value_expansion: expected H >= 1 for expanded targets, got 0")
-        n_starts = check_positive_int("n_starts", n_starts)
-        model_device = torch.device(self.model.device)
-        start = buffer.sample(n_starts, generator)["obs"].to(model_device)
+        start = self._starts(buffer, n_starts, generator)
         first_action = torch.randint(self.action_spec.n, (n_starts,), generator=generator)
-        first_action = first_action.to(model_device)
-        obs, action = start, first_action
-        imagined_return = torch.zeros(n_starts, device=model_device)
-        discount = torch.ones(n_starts, device=model_device)  # gamma^t * P(alive at t)
-        rewards = []
+        scale = buffer.stats().obs_std
+        greedy = _FirstThenGreedy(first_action.to(self.model.device),
+                                  lambda obs: self.q(self._noisy(obs, scale, generator)
+                                                     .to(self.device)).argmax(1))
+        observations, _, rewards, p_done = self._imagine(start, greedy, self.value_expansion)
+        observations = self._noisy(observations, scale, generator).to(self.device)
+        rewards, p_done = rewards.to(self.device), p_done.to(self.device)
+        imagined_return = torch.zeros(n_starts, device=self.device)
+        discount = torch.ones(n_starts, device=self.device)  # gamma^t * P(alive at t)
         for t in range(self.value_expansion):
-            obs, reward, p_done = self._imagined_step(obs, action, generator)
-            imagined_return += discount * reward
-            discount = discount * self.gamma * (1.0 - p_done)
-            rewards.append(reward)
-            if t + 1 < self.value_expansion:
-                action = self.q(obs.to(self.device)).argmax(1).to(model_device)
-        last = obs.to(self.device)
+            imagined_return += discount * rewards[:, t]
+            discount = discount * self.gamma * (1.0 - p_done[:, t])
+        last = observations[:, -1]
         next_action = self.q(last).argmax(1, keepdim=True)
         bootstrap = self.target(last).gather(1, next_action).squeeze(1)
-        target = imagined_return.to(self.device) + discount.to(self.device) * bootstrap
-        return {"obs": start.to(self.device), "action": first_action.to(self.device),
-                "target": self.clip_target(target, torch.stack(rewards))}
+        target = imagined_return + discount * bootstrap
+        return {"obs": observations[:, 0], "action": first_action.to(self.device),
+                "target": self.clip_target(target, rewards)}
 
     def update_towards(self, obs: torch.Tensor, action: torch.Tensor,
                        target: torch.Tensor) -> float:
@@ -381,6 +360,40 @@ class Dyna:
         for chunk in order.tensor_split(min(k, n)):
             self.update({key: value[chunk] for key, value in imagined.items()})
         self.updates["imagined"] += min(k, n)
+
+
+def _never_ends(next_obs: torch.Tensor) -> torch.Tensor:
+    """A termination rule that never fires: Dyna weighs steps by their own probabilities."""
+    return torch.zeros(next_obs.shape[:-1], dtype=torch.bool, device=next_obs.device)
+
+
+class _FirstThenGreedy:
+    """A policy for `imagine`: the given first actions (N,), then `greedy(observation)`."""
+
+    def __init__(self, first: torch.Tensor, greedy: Any) -> None:
+        self.first, self.greedy, self.started = first, greedy, False
+
+    def __call__(self, state: Imagined) -> torch.Tensor:
+        if not self.started:
+            self.started = True
+            return self.first
+        return self.greedy(state.observation).to(self.first.device)
+
+
+class _EpsilonGreedy:
+    """`Dyna.explore` as an agent for the runner, with an `epsilon` that the loop sets."""
+
+    def __init__(self, agent: Dyna, generator: torch.Generator) -> None:
+        self.agent, self.generator, self.epsilon = agent, generator, 1.0
+
+    def __call__(self, obs: Any) -> int:
+        return self.agent.explore(obs, self.epsilon, self.generator)
+
+    def reset(self) -> None:
+        pass
+
+    def reseed(self, seed: int) -> None:
+        pass
 
 
 @dataclass
@@ -432,7 +445,6 @@ def train_dyna(env: gym.Env, agent: Dyna, steps: int = 10_000, seed: int = 0,
     if warmup > steps:
         raise ValueError(f"warmup: expected at most steps={steps}, got {warmup}")
     seed_everything(seed)
-    env.action_space.seed(seed)
     # One generator for exploration and sampling, owned here so evaluations never disturb it.
     generator = torch.Generator().manual_seed(seed)
     eval_env = copy.deepcopy(env) if eval_episodes else None
@@ -440,32 +452,27 @@ def train_dyna(env: gym.Env, agent: Dyna, steps: int = 10_000, seed: int = 0,
     fit_args = {"progress": False, **check_fit_kwargs(fit_kwargs)}
     uses_model = agent.planning_updates > 0
     start_updates = dict(agent.updates)
-    obs, _ = env.reset(seed=seed)
-    episode_return = 0.0
-    bar = tqdm(range(1, steps + 1), desc=f"dyna k={agent.planning_updates}", disable=not progress)
-    for step in bar:
-        epsilon = epsilon_at(step, warmup, epsilon_decay, end=epsilon_end)
-        action = agent.explore(obs, epsilon, generator)
-        next_obs, reward, terminated, truncated, _ = env.step(action)
-        log.buffer.add(obs, action, float(reward), next_obs, terminated, truncated)
-        obs, episode_return = next_obs, episode_return + float(reward)
-        if terminated or truncated:
-            phase = "agent" if step > warmup else "warmup"
-            log.episodes.append(Episode(step, episode_return, phase))
-            bar.set_postfix(episode_return=episode_return)
-            obs, _ = env.reset()
-            episode_return = 0.0
-        if step < warmup:
+    explorer = _EpsilonGreedy(agent, generator)  # epsilon 1 throughout the warm-up
+    bar = tqdm(run(env, explorer, steps=steps, seed=seed), total=steps,
+               desc=f"dyna k={agent.planning_updates}", disable=not progress)
+    for real in bar:
+        log.buffer.add(*real.transition)
+        explorer.epsilon = epsilon_at(real.index + 1, warmup, epsilon_decay, end=epsilon_end)
+        if real.episode_over:
+            log.episodes.append(Episode(real.index, real.episode_return,
+                                        "agent" if real.index > warmup else "warmup"))
+            bar.set_postfix(episode_return=real.episode_return)
+        if real.index < warmup:
             continue
-        if uses_model and (step - warmup) % refit_every == 0:
-            passes = first_epochs if step == warmup else epochs
-            log.histories.append(fit(agent.model, log.buffer, seed=seed + step,
+        if uses_model and (real.index - warmup) % refit_every == 0:
+            passes = first_epochs if real.index == warmup else epochs
+            log.histories.append(fit(agent.model, log.buffer, seed=seed + real.index,
                                      **{"epochs": passes, **fit_args}))
             agent.done_logit_offset = math.log(done_weight(log.buffer))
         agent.train_step(log.buffer, generator)
-        if eval_env is not None and step % eval_every == 0:
+        if eval_env is not None and real.index % eval_every == 0:
             result = evaluate(eval_env, agent, eval_episodes, seed=seed + 10_000)
-            log.evals.append(Evaluation(step, result.returns))
+            log.evals.append(Evaluation(real.index, result.returns))
             if target_return is not None and result.mean_return >= target_return:
                 break
     log.real_updates = agent.updates["real"] - start_updates["real"]
