@@ -15,18 +15,34 @@ from .utils import check_positive_int
 Policy = Callable[[np.ndarray], Any]
 
 
+# Which observation entries are *not* velocities, for the envs whose layout is known.
+POSITIONS = {
+    "CartPole": (0, 2),             # x, (x_dot), theta, (theta_dot)
+    "Pendulum": (0, 1),             # cos theta, sin theta, (theta_dot)
+    "MountainCar": (0,),            # position, (velocity)
+    "MountainCarContinuous": (0,),  # position, (velocity)
+    "Acrobot": (0, 1, 2, 3),        # cos/sin of both joints, (both angular velocities)
+}
+
+
 def make_env(name: str = "CartPole-v1", seed: int = 0, hide_velocities: bool = False,
              **kwargs: Any) -> gym.Env:
     """A gymnasium env with a flat Box observation, seeded (env and action space) by `seed`.
 
-    `hide_velocities=True` keeps only the positions of CartPole (see `HideVelocities`).
+    `hide_velocities=True` keeps only the positions (see `HideVelocities`); it is refused for
+    envs whose velocity entries are not known (`POSITIONS`).
     """
+    if hide_velocities:
+        family = name.split("/")[-1].split("-v")[0]
+        if family not in POSITIONS:
+            raise ValueError(f"hide_velocities: the velocity entries of {name!r} are not known; "
+                             f"supported: {', '.join(sorted(POSITIONS))}")
     try:
         env = gym.make(name, **kwargs)
     except gym.error.Error as error:
         raise ValueError(f"name: {name!r} is not a gymnasium environment ({error})") from error
     if hide_velocities:
-        env = HideVelocities(env)
+        env = HideVelocities(env, POSITIONS[family])
     space = env.observation_space
     if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
         raise ValueError(f"name: {name!r} has observation space {space}; expected a flat Box")
@@ -50,17 +66,23 @@ def collect(env: gym.Env, steps: int, policy: Policy | None = None, seed: int = 
     return buffer
 
 
-class HideVelocities(gym.ObservationWrapper):
-    """CartPole observing only cart position and pole angle: velocities must be inferred.
+class HideVelocities(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
+    """An env observing only the entries `keep` (CartPole: cart position and pole angle), so
+    velocities must be inferred.
 
     Two stacked frames are not enough (the velocity change depends on the previous action);
     a model with memory (an RSSM) has to build its own belief.
     """
 
     def __init__(self, env: gym.Env, keep: tuple[int, ...] = (0, 2)) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, keep=tuple(keep))
         super().__init__(env)
-        self.keep = np.array(keep)
         space = env.observation_space
+        if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1 or not keep or \
+                not all(0 <= i < space.shape[0] for i in keep):
+            raise ValueError(f"keep: expected indices into a flat Box observation of size "
+                             f"{space.shape}, got {keep}")
+        self.keep = np.array(keep)
         self.observation_space = gym.spaces.Box(space.low[self.keep], space.high[self.keep],
                                                 dtype=np.float32)
 

@@ -13,7 +13,7 @@ import gymnasium as gym
 from .utils import check_positive_int
 
 
-class ChangePoleLength(gym.Wrapper):
+class ChangePoleLength(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """CartPole whose pole half-length becomes `length` at real step `at_step`.
 
     Steps are counted across episodes from the moment of wrapping (resets do not count), so
@@ -27,6 +27,7 @@ class ChangePoleLength(gym.Wrapper):
     """
 
     def __init__(self, env: gym.Env, at_step: int, length: float = 1.0) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, at_step=at_step, length=length)
         super().__init__(env)
         core = env.unwrapped
         if not hasattr(core, "polemass_length"):
