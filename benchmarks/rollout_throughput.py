@@ -2,7 +2,8 @@
 
 For the MLP (2 x 200), the ensemble (5 members, "mean" propagation) and the RSSM (default
 sizes, from a filtered belief), `imagine` is timed at N = 10^2 .. 10^6 candidates (decades) and
-the given horizons, on the CPU and, when present, the GPU (wmkit.throughput does the work).
+the given horizons, on the CPU and, when present, the GPU (wmkit.analysis.throughput does the
+work; wmkit.notebook draws the plot).
 Sizes over the memory budget (estimated from the shapes) print "skipped (memory)"; sizes the
 previous one's rate predicts to exceed --max-call-s print "skipped (time)". Then one line of
 full decisions per second of RandomShooting.plan with the MLP at --plan-candidates.
@@ -22,7 +23,8 @@ matplotlib.use("Agg")  # a file, never a window
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from wmkit import throughput  # noqa: E402
+from wmkit import notebook  # noqa: E402
+from wmkit.analysis import throughput  # noqa: E402
 
 DEFAULT_PLOT = Path(__file__).resolve().parent / "results" / "rollout_throughput.png"
 
@@ -88,7 +90,7 @@ def main(argv: list[str] | None = None) -> None:
     fig, axes = plt.subplots(1, len(measured_horizons), squeeze=False,
                              figsize=(5.5 * len(measured_horizons), 4))
     for ax, horizon in zip(axes[0], measured_horizons):
-        throughput.plot_throughput(rows, horizon=horizon, ax=ax)
+        notebook.plot_throughput(rows, horizon=horizon, ax=ax)
     fig.tight_layout()
     args.plot.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.plot, dpi=100)

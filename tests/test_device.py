@@ -29,7 +29,9 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import wmkit as wm
-from wmkit import throughput, utils
+from wmkit import notebook as nb
+from wmkit import utils
+from wmkit.analysis import throughput
 from wmkit.models.rssm import RSSMWorldModel
 from wmkit.planners import base as planner_base
 
@@ -426,14 +428,16 @@ def test_the_throughput_figure_draws_what_was_measured():
     # A fixed 1 ms per call plus 10 us per candidate: the rate grows with N.
     rows = [throughput.Measurement("mlp", "cpu", n, 10, 1e-3 + n * 1e-5) for n in (10, 100, 1000)]
     rows.append(throughput.Measurement("mlp", "cpu", 10**6, 10, skipped="memory"))
-    fig, readout = throughput.draw_throughput(rows, horizon=10, quantity="ms/call")
+    view = nb.draw_throughput(rows, horizon=10, quantity="ms/call")
+    fig, readout = view.figure, view.readout
+    assert view.data["best"][("mlp", "cpu")] == pytest.approx(1000 * 10 / 11e-3)
     (line,) = fig.axes[0].get_lines()
     assert list(line.get_xdata()) == [10, 100, 1000]  # the skipped size is not drawn
     assert np.allclose(line.get_ydata(), [1.1, 2.0, 11.0])  # ms per call
     assert "mlp on cpu: best" in readout and "N=1000" in readout
     for kwargs, match in (({"horizon": 30}, "horizon"), ({"quantity": "flops"}, "quantity")):
         with pytest.raises(ValueError, match=match):
-            throughput.plot_throughput(rows, **kwargs)
+            nb.plot_throughput(rows, **kwargs)
     with pytest.raises(ValueError, match="rows"):
-        throughput.plot_throughput(rows[-1:])
+        nb.plot_throughput(rows[-1:])
     assert "skipped (memory)" in throughput.markdown_table(rows)

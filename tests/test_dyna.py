@@ -253,7 +253,7 @@ def _fake_log(returns: list[float], every: int = 100) -> wm.LearnLog:
 def test_k_slider_redraws_the_chosen_run():
     import matplotlib.pyplot as plt
 
-    from wmkit.dyna_figures import draw_dyna_loop, dyna_explorer, plot_sample_efficiency
+    from wmkit.notebook import draw_dyna_loop, dyna_explorer, plot_sample_efficiency
 
     runs = {0: _fake_log([10, 50, 120]), 5: _fake_log([30, 480]), 20: _fake_log([60, 200])}
     explorer = dyna_explorer(runs, others={"MPC": _fake_log([500])})

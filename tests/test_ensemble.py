@@ -3,8 +3,8 @@ import pytest
 import torch
 
 import wmkit as wm
+from wmkit.analysis import shift_velocities
 from wmkit.models.ensemble import EnsembleWorldModel, soft_clamp_logvar
-from wmkit.uncertainty import shift_velocities
 
 
 def ensemble(**kwargs) -> EnsembleWorldModel:

@@ -10,15 +10,19 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 import wmkit as wm  # noqa: E402
-from wmkit.analysis.beliefs import buffer_beliefs, kl_per_step, reconstructions  # noqa: E402
-from wmkit.analysis.open_loop import (  # noqa: E402
-    draw_dream,
-    dream,
+from wmkit import notebook as nb  # noqa: E402
+from wmkit.analysis import (  # noqa: E402
+    buffer_beliefs,
+    compounding_error,
+    fit_probe,
+    hidden_twin,
+    kl_per_step,
+    open_loop,
     open_loop_bias,
-    open_loop_errors,
+    r2_score,
+    reconstructions,
 )
 from wmkit.models.rssm import RSSMState, RSSMWorldModel  # noqa: E402
-from wmkit.probe import fit_probe, hidden_twin, r2_score  # noqa: E402
 
 SMALL = {"deter": 32, "hidden": 32, "stoch": 8, "device": "cpu"}
 
@@ -242,11 +246,12 @@ def test_diagnostics(trained, hidden_pair):
     # The first observation of an episode is met by the initial prior alone: it surprises the
     # model more than any later one, which the prior predicts from the belief.
     assert kl.shape == (8,) and torch.isfinite(kl).all() and kl[0] > kl[1:].max(), kl
-    errors = open_loop_errors(trained, buffer, horizon=6, burn_in=3, max_starts=10)
+    errors = compounding_error(trained, buffer, horizon=6, burn_in=3, max_starts=10)
     assert errors.shape == (10, 6) and torch.isfinite(errors).all()
-    imagined, real = dream(trained, buffer, start=0, horizon=4, burn_in=2)
-    assert imagined.shape == real.shape and imagined.shape[1] == 2 and len(real) <= 5
-    ax = draw_dream(trained, buffer, start=0, horizon=4, burn_in=2)
+    start = buffer.episode_bounds()[0][0] + 1  # burn-in of 2: rows 0 and 1 are filtered
+    real, imagined = open_loop(trained, buffer, start, horizon=3, burn_in=2)
+    assert imagined.shape == real.shape and imagined.shape[-1] == 2
+    ax = nb.draw_dream(trained, buffer, start, horizon=3)
     assert ax.get_legend() is not None and ax.get_legend().get_texts()[0].get_text() == "real"
 
 
@@ -254,10 +259,10 @@ def test_open_loop_errors_work_for_any_world_model(hidden_pair):
     _, buffer = hidden_pair
     mlp = wm.MLPWorldModel.for_env(wm.make_env("CartPole-v1", hide_velocities=True),
                                    hidden=16, device="cpu")
-    errors = open_loop_errors(mlp, buffer, horizon=5, burn_in=1, max_starts=4)
+    errors = compounding_error(mlp, buffer, horizon=5, burn_in=1, max_starts=4)
     assert errors.shape == (4, 5)
     with pytest.raises(ValueError, match="buffer"):
-        open_loop_errors(mlp, buffer, horizon=400, burn_in=1)
+        compounding_error(mlp, buffer, horizon=400, burn_in=1)
 
 
 def test_open_loop_bias_is_zero_for_the_true_dynamics_and_finds_a_lean(hidden_pair):
@@ -272,7 +277,7 @@ def test_open_loop_bias_is_zero_for_the_true_dynamics_and_finds_a_lean(hidden_pa
 
     bias = open_loop_bias(Leaning(), full, horizon=5, burn_in=2, max_starts=20)
     assert torch.allclose(bias[:, 2], torch.full((5,), 0.01), atol=1e-4), bias
-    errors = open_loop_errors(Leaning(), full, horizon=5, burn_in=2, max_starts=20)
+    errors = compounding_error(Leaning(), full, horizon=5, burn_in=2, max_starts=20)
     assert errors.shape == (20, 5) and (errors > 0).all()
 
 

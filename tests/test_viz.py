@@ -1,7 +1,6 @@
-"""Tests for wmkit.viz: every figure draws what it claims on small synthetic inputs."""
+"""The notebook layer's figures: every one draws what it claims on small synthetic inputs."""
 
 import re
-from pathlib import Path
 from types import SimpleNamespace
 
 import matplotlib
@@ -13,7 +12,8 @@ from matplotlib.animation import FuncAnimation
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from wmkit import viz
+import wmkit as wm
+from wmkit import notebook as nb
 
 matplotlib.use("Agg")
 
@@ -40,7 +40,7 @@ def pole_line(ax: Axes, index: int = -1):
 
 
 def test_draw_cartpole_theta_zero_is_vertical():
-    ax = viz.draw_cartpole(np.array([0.5, 0.0, 0.0, 0.0]))
+    ax = nb.draw_cartpole(np.array([0.5, 0.0, 0.0, 0.0]))
     xs, ys = pole_line(ax).get_data()
     assert xs[0] == pytest.approx(0.5) and xs[1] == pytest.approx(0.5)
     assert ys[1] - ys[0] == pytest.approx(1.0)  # full pole length, pointing up
@@ -53,8 +53,8 @@ def test_draw_cartpole_theta_zero_is_vertical():
 
 def test_draw_cartpole_positive_theta_leans_right_and_velocity_hidden_matches():
     theta = 0.1
-    ax4 = viz.draw_cartpole(torch.tensor([-1.0, 3.0, theta, -2.0]))
-    ax2 = viz.draw_cartpole(torch.tensor([-1.0, theta]))
+    ax4 = nb.draw_cartpole(torch.tensor([-1.0, 3.0, theta, -2.0]))
+    ax2 = nb.draw_cartpole(torch.tensor([-1.0, theta]))
     xs, ys = pole_line(ax4).get_data()
     assert xs[1] - xs[0] == pytest.approx(np.sin(theta))
     assert ys[1] - ys[0] == pytest.approx(np.cos(theta))
@@ -62,7 +62,7 @@ def test_draw_cartpole_positive_theta_leans_right_and_velocity_hidden_matches():
 
 
 def test_draw_cartpole_huge_state_is_pinned_and_marked():
-    ax = viz.draw_cartpole(np.array([1e9, -1e6, 1e7, 5e5]))
+    ax = nb.draw_cartpole(np.array([1e9, -1e6, 1e7, 5e5]))
     x_low, x_high = ax.get_xlim()
     cart = with_gid(ax.patches, "cart")[0]
     assert x_low < cart.get_x() and cart.get_x() + cart.get_width() < x_high
@@ -79,15 +79,15 @@ def test_draw_cartpole_huge_state_is_pinned_and_marked():
 
 @pytest.mark.parametrize("obs", [[0.0, 0.0, 0.3, 0.0], [3.0, 0.0], [np.nan, 0.0], [0, np.inf]])
 def test_draw_cartpole_marks_each_kind_of_bad_state(obs):
-    ax = viz.draw_cartpole(np.array(obs, dtype=float))
+    ax = nb.draw_cartpole(np.array(obs, dtype=float))
     assert len(with_gid(ax.texts, "out_of_bounds")) == 1
     ax.figure.canvas.draw()
 
 
 def test_draw_cartpole_into_shared_axes_draws_track_once_and_stacks_notes():
-    ax = viz.draw_cartpole(np.array([0.0, 0.5]), label="real")
-    returned = viz.draw_cartpole(np.array([9.0, 0.5]), ax=ax, color="C1", label="imagined")
-    viz.draw_cartpole(np.array([-9.0, 0.5]), ax=ax, color="C2", label="other")
+    ax = nb.draw_cartpole(np.array([0.0, 0.5]), label="real")
+    returned = nb.draw_cartpole(np.array([9.0, 0.5]), ax=ax, color="C1", label="imagined")
+    nb.draw_cartpole(np.array([-9.0, 0.5]), ax=ax, color="C2", label="other")
     assert returned is ax
     assert len(with_gid(ax.lines, "track")) == 1
     assert len(with_gid(ax.patches, "cart")) == 3
@@ -100,7 +100,7 @@ def test_draw_cartpole_into_shared_axes_draws_track_once_and_stacks_notes():
 @pytest.mark.parametrize("shape", [(3,), (4, 1), (), (5,)])
 def test_draw_cartpole_rejects_bad_shapes(shape):
     with pytest.raises(ValueError, match="obs"):
-        viz.draw_cartpole(np.zeros(shape))
+        nb.draw_cartpole(np.zeros(shape))
 
 
 # --------------------------------------------------------------------------- draw_cartpoles
@@ -109,7 +109,7 @@ def test_draw_cartpole_rejects_bad_shapes(shape):
 def test_draw_cartpoles_draws_fading_ghosts_and_a_tip_path():
     steps = 6
     states = torch.stack([torch.linspace(0, 1, steps), torch.linspace(0, 0.1, steps)], dim=1)
-    ax = viz.draw_cartpoles(states, label="imagined")
+    ax = nb.draw_cartpoles(states, label="imagined")
     carts = with_gid(ax.patches, "cart")
     assert len(carts) == steps
     alphas = [cart.get_alpha() for cart in carts]
@@ -122,7 +122,7 @@ def test_draw_cartpoles_draws_fading_ghosts_and_a_tip_path():
 def test_draw_cartpoles_subsamples_and_names_first_bad_step():
     theta = np.linspace(0, 0.5, 30)  # crosses 12 degrees = 0.209 rad at step 13
     states = np.stack([np.zeros(30), np.zeros(30), theta, np.zeros(30)], axis=1)
-    ax = viz.draw_cartpoles(states, max_ghosts=5)
+    ax = nb.draw_cartpoles(states, max_ghosts=5)
     assert len(with_gid(ax.patches, "cart")) == 5
     assert len(with_gid(ax.lines, "tip_path")[0].get_xdata()) == 30
     first_bad = int(np.argmax(np.degrees(theta) > 12))
@@ -132,7 +132,7 @@ def test_draw_cartpoles_subsamples_and_names_first_bad_step():
 @pytest.mark.parametrize("shape", [(5,), (5, 3), (0, 4), (2, 5, 4)])
 def test_draw_cartpoles_rejects_bad_shapes(shape):
     with pytest.raises(ValueError, match="observations"):
-        viz.draw_cartpoles(np.zeros(shape))
+        nb.draw_cartpoles(np.zeros(shape))
 
 
 # --------------------------------------------------------------------------- plot_losses
@@ -145,7 +145,7 @@ def make_history(epochs: int = 8, heldout: bool = True, offset: float = 0.0):
 
 
 def test_plot_losses_draws_train_and_heldout_per_component():
-    ax = viz.plot_losses(make_history())
+    ax = nb.plot_losses(make_history())
     assert len(gid_startswith(ax.lines, "train:")) == 4
     assert len(gid_startswith(ax.lines, "held-out:")) == 4
     assert ax.get_yscale() == "log"
@@ -153,17 +153,17 @@ def test_plot_losses_draws_train_and_heldout_per_component():
 
 
 def test_plot_losses_without_heldout_and_with_negative_losses():
-    ax = viz.plot_losses(make_history(heldout=False, offset=-0.5))
+    ax = nb.plot_losses(make_history(heldout=False, offset=-0.5))
     assert len(ax.lines) == 4
     assert ax.get_yscale() == "symlog"  # a log axis would drop the negative values
-    assert viz.plot_losses(make_history(), log=False).get_yscale() == "linear"
+    assert nb.plot_losses(make_history(), log=False).get_yscale() == "linear"
 
 
 def test_plot_losses_accepts_tensors_and_rejects_bad_history():
     history = SimpleNamespace(train={"total": torch.tensor([1.0, 0.5])}, heldout={})
-    assert len(viz.plot_losses(history).lines) == 1
+    assert len(nb.plot_losses(history).lines) == 1
     with pytest.raises(ValueError, match="history"):
-        viz.plot_losses({"train": {}, "heldout": {}})
+        nb.plot_losses({"train": {}, "heldout": {}})
 
 
 # --------------------------------------------------------------------------- plot_trajectories
@@ -173,10 +173,10 @@ def test_plot_trajectories_single_imagined_d4_uses_cartpole_names():
     rng = np.random.default_rng(0)
     real = rng.normal(0, 0.05, (11, 4))
     real[:, 2] = np.linspace(-0.19, 0.19, 11)  # pole angle comes close to ±12 degrees
-    fig = viz.plot_trajectories(real, real + 0.01)
+    fig = nb.plot_trajectories(real, real + 0.01)
     assert isinstance(fig, Figure)
     axes = [ax for ax in fig.axes if ax.get_visible()]
-    assert [ax.get_title() for ax in axes] == list(viz.CARTPOLE_NAMES)
+    assert [ax.get_title() for ax in axes] == list(nb.CARTPOLE_NAMES)
     for d, ax in enumerate(axes):
         assert len(with_gid(ax.lines, "real")) == 1 and len(with_gid(ax.lines, "imagined")) == 1
         np.testing.assert_allclose(with_gid(ax.lines, "real")[0].get_ydata(), real[:, d])
@@ -188,7 +188,7 @@ def test_plot_trajectories_single_imagined_d4_uses_cartpole_names():
 def test_plot_trajectories_fan_from_torch_and_generic_names_for_d2():
     real = torch.zeros(6, 2)
     imagined = torch.randn(5, 6, 2, generator=torch.Generator().manual_seed(0))
-    fig = viz.plot_trajectories(real, imagined)
+    fig = nb.plot_trajectories(real, imagined)
     axes = [ax for ax in fig.axes if ax.get_visible()]
     assert [ax.get_title() for ax in axes] == ["obs[0]", "obs[1]"]
     for ax in axes:
@@ -200,7 +200,7 @@ def test_plot_trajectories_fan_from_torch_and_generic_names_for_d2():
 def test_plot_trajectories_reuses_a_figure_and_takes_names():
     fig = plt.figure()
     for _ in range(2):  # a widget redrawing into the same figure
-        out = viz.plot_trajectories(np.zeros((4, 3)), np.ones((4, 3)), ["a", "b", "c"], fig=fig)
+        out = nb.plot_trajectories(np.zeros((4, 3)), np.ones((4, 3)), ["a", "b", "c"], fig=fig)
     assert out is fig
     visible = [ax for ax in fig.axes if ax.get_visible()]
     assert [ax.get_title() for ax in visible] == ["a", "b", "c"]
@@ -213,12 +213,12 @@ def test_plot_trajectories_reuses_a_figure_and_takes_names():
 )
 def test_plot_trajectories_rejects_mismatched_shapes(real_shape, imagined_shape, name):
     with pytest.raises(ValueError, match=name):
-        viz.plot_trajectories(np.zeros(real_shape), np.zeros(imagined_shape))
+        nb.plot_trajectories(np.zeros(real_shape), np.zeros(imagined_shape))
 
 
 def test_plot_trajectories_rejects_wrong_number_of_names():
     with pytest.raises(ValueError, match="names"):
-        viz.plot_trajectories(np.zeros((5, 4)), np.zeros((5, 4)), names=["x", "theta"])
+        nb.plot_trajectories(np.zeros((5, 4)), np.zeros((5, 4)), names=["x", "theta"])
 
 
 # --------------------------------------------------------------------------- compounding error
@@ -226,7 +226,7 @@ def test_plot_trajectories_rejects_wrong_number_of_names():
 
 def test_plot_compounding_error_single_curve_is_log_scale():
     errors = np.geomspace(1e-3, 1.0, 10)
-    ax = viz.plot_compounding_error(torch.tensor(errors))
+    ax = nb.plot_compounding_error(torch.tensor(errors))
     (line,) = with_gid(ax.lines, "error")
     np.testing.assert_allclose(line.get_xdata(), np.arange(1, 11))
     np.testing.assert_allclose(line.get_ydata(), errors)
@@ -236,7 +236,7 @@ def test_plot_compounding_error_single_curve_is_log_scale():
 def test_plot_compounding_error_dict_with_bands_over_starts():
     rng = np.random.default_rng(0)
     errors = {"mlp": np.exp(rng.normal(size=(7, 12))), "ensemble": np.geomspace(0.01, 0.1, 12)}
-    ax = viz.plot_compounding_error(errors)
+    ax = nb.plot_compounding_error(errors)
     lines = with_gid(ax.lines, "error")
     assert len(lines) == 2
     np.testing.assert_allclose(lines[0].get_ydata(), errors["mlp"].mean(axis=0))
@@ -247,7 +247,7 @@ def test_plot_compounding_error_dict_with_bands_over_starts():
 @pytest.mark.parametrize("errors", [np.zeros((2, 3, 4)), {"a": np.zeros((2, 2, 2))}, {}])
 def test_plot_compounding_error_rejects_bad_shapes(errors):
     with pytest.raises(ValueError, match="errors"):
-        viz.plot_compounding_error(errors)
+        nb.plot_compounding_error(errors)
 
 
 # --------------------------------------------------------------------------- plot_returns
@@ -268,7 +268,7 @@ def fake_learn_log(seed: int, warmup_steps: int = 100, steps: int = 600):
 
 def test_plot_returns_single_log_marks_warmup_evals_and_target():
     log = fake_learn_log(0)
-    ax = viz.plot_returns(log)
+    ax = nb.plot_returns(log)
     (episodes,) = gid_startswith(ax.lines, "episodes:")
     np.testing.assert_allclose(episodes.get_xdata(), [e.real_steps for e in log.episodes])
     (evals,) = gid_startswith(ax.lines, "evals:")
@@ -281,7 +281,7 @@ def test_plot_returns_single_log_marks_warmup_evals_and_target():
 
 
 def test_plot_returns_list_of_seeds_has_a_median():
-    ax = viz.plot_returns([fake_learn_log(seed) for seed in range(3)], target=None)
+    ax = nb.plot_returns([fake_learn_log(seed) for seed in range(3)], target=None)
     assert len(gid_startswith(ax.lines, "episodes:")) == 3
     (median,) = gid_startswith(ax.lines, "median:")
     assert len(median.get_xdata()) > 0
@@ -290,7 +290,7 @@ def test_plot_returns_list_of_seeds_has_a_median():
 
 def test_plot_returns_dict_compares_agents():
     logs = {"shooting": [fake_learn_log(0), fake_learn_log(1)], "dyna": fake_learn_log(2)}
-    ax = viz.plot_returns(logs)
+    ax = nb.plot_returns(logs)
     assert len(gid_startswith(ax.lines, "median:")) == 1  # "dyna" has a single run
     assert len(gid_startswith(ax.lines, "episodes:")) == 3
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
@@ -299,15 +299,15 @@ def test_plot_returns_dict_compares_agents():
 
 def test_plot_returns_without_evals_or_warmup():
     log = SimpleNamespace(episodes=[SimpleNamespace(real_steps=s, ret=s / 10, phase="agent")
-                                    for s in (10, 30, 60)])
-    ax = viz.plot_returns(log)
+                                    for s in (10, 30, 60)], evals=[])
+    ax = nb.plot_returns(log)
     assert gid_startswith(ax.lines, "evals:") == [] and with_gid(ax.patches, "warmup") == []
 
 
 @pytest.mark.parametrize("bad", [[], {"a": []}, {"a": 3}, 3, [SimpleNamespace(x=1)]])
 def test_plot_returns_rejects_bad_input(bad):
     with pytest.raises(ValueError, match="log_or_logs"):
-        viz.plot_returns(bad)
+        nb.plot_returns(bad)
 
 
 # --------------------------------------------------------------------------- plot_plan
@@ -323,12 +323,12 @@ def make_plan(n: int = 64, horizon: int = 5, scores=None, continuous: bool = Fal
         returns = torch.randn(n, generator=gen) + 2.0 * actions[:, 0]
     return SimpleNamespace(candidate_returns=returns, candidate_actions=actions,
                            first_action_scores=scores, best_index=int(returns.argmax()),
-                           rollout=None)
+                           action=None)
 
 
 def test_plot_plan_splits_by_first_action_and_marks_the_choice():
     plan = make_plan()
-    ax = viz.plot_plan(plan)
+    ax = nb.plot_plan(plan)
     assert len(with_gid(ax.patches, "hist")) == 2  # one filled histogram per first action
     first = plan.candidate_actions[:, 0]
     for a in (0, 1):
@@ -342,27 +342,27 @@ def test_plot_plan_splits_by_first_action_and_marks_the_choice():
 
 @pytest.mark.parametrize("scores", [{0: 5.0, 1: -5.0}, torch.tensor([5.0, -5.0])])
 def test_plot_plan_uses_given_first_action_scores(scores):
-    ax = viz.plot_plan(make_plan(scores=scores))
+    ax = nb.plot_plan(make_plan(scores=scores))
     assert with_gid(ax.lines, "action_score:0")[0].get_xdata()[0] == 5.0
     chosen = [t.get_text() for t in ax.get_legend().get_texts() if "chosen" in t.get_text()]
     assert chosen == ["score of action 0: 5  ← chosen"]
 
 
 def test_plot_plan_continuous_actions_and_identical_returns():
-    ax = viz.plot_plan(make_plan(continuous=True))
+    ax = nb.plot_plan(make_plan(continuous=True))
     assert len(with_gid(ax.patches, "hist")) == 1 and len(with_gid(ax.lines, "best_sequence")) == 1
     plan = make_plan()
     plan.candidate_returns = torch.full((64,), 5.0)  # every candidate survives the horizon
-    viz.plot_plan(plan).figure.canvas.draw()
+    nb.plot_plan(plan).figure.canvas.draw()
 
 
 def test_plot_plan_rejects_mismatched_plan():
     plan = make_plan()
     plan.candidate_actions = plan.candidate_actions[:10]
     with pytest.raises(ValueError, match="plan"):
-        viz.plot_plan(plan)
+        nb.plot_plan(plan)
     with pytest.raises(ValueError, match="plan"):
-        viz.plot_plan(SimpleNamespace(candidate_returns=np.zeros(3)))
+        nb.plot_plan(SimpleNamespace(candidate_returns=np.zeros(3)))
 
 
 # --------------------------------------------------------------------------- animation
@@ -375,7 +375,7 @@ def cartpole_trajectory(steps: int, drift: float = 0.0) -> np.ndarray:
 
 def test_animate_rollouts_has_t_frames_and_small_jshtml():
     steps = 50
-    anim = viz.animate_rollouts(cartpole_trajectory(steps), cartpole_trajectory(steps, 0.01))
+    anim = nb.animate_rollouts(cartpole_trajectory(steps), cartpole_trajectory(steps, 0.01))
     assert isinstance(anim, FuncAnimation)
     assert len(list(anim.new_frame_seq())) == steps
     html = anim.to_jshtml()
@@ -386,7 +386,7 @@ def test_animate_rollouts_has_t_frames_and_small_jshtml():
 def test_animate_rollouts_moves_the_carts_and_marks_the_dream():
     real = cartpole_trajectory(20)
     imagined = cartpole_trajectory(20, drift=0.05)
-    anim = viz.animate_rollouts(torch.tensor(real), torch.tensor(imagined), titles=("a", "b"))
+    anim = nb.animate_rollouts(torch.tensor(real), torch.tensor(imagined), titles=("a", "b"))
     fig = anim._fig
     real_ax, imagined_ax = fig.axes
     assert (real_ax.get_title(), imagined_ax.get_title()) == ("a", "b")
@@ -402,10 +402,10 @@ def test_animate_rollouts_moves_the_carts_and_marks_the_dream():
 
 
 def test_animate_rollouts_real_only_and_to_html_closes_the_figure():
-    anim = viz.animate_rollouts(np.zeros((3, 2)), None)
+    anim = nb.animate_rollouts(np.zeros((3, 2)), None)
     assert len(anim._fig.axes) == 1
     number = anim._fig.number
-    html = viz.to_html(anim)
+    html = nb.to_html(anim)
     assert "<script" in html.data
     assert number not in plt.get_fignums()
 
@@ -417,9 +417,16 @@ def test_animate_rollouts_real_only_and_to_html_closes_the_figure():
 def test_animate_rollouts_rejects_bad_shapes(real_shape, imagined_shape, name):
     imagined = None if imagined_shape is None else np.zeros(imagined_shape)
     with pytest.raises(ValueError, match=name):
-        viz.animate_rollouts(np.zeros(real_shape), imagined)
+        nb.animate_rollouts(np.zeros(real_shape), imagined)
 
 
-def test_viz_imports_no_other_wmkit_module():
-    source = Path(viz.__file__).read_text()
-    assert not re.search(r"^\s*(from|import)\s+(wmkit|\.)", source, flags=re.MULTILINE)
+def test_plot_plan_draws_a_planners_plan_and_its_chosen_action():
+    """A real `Plan` from random shooting: the chosen action is the planner's, and each first
+    action's dashed line sits at the planner's own score for it."""
+    planner = wm.RandomShooting(wm.TrueCartPole(device="cpu"), horizon=10, candidates=60, seed=0)
+    plan = planner.plan(torch.tensor([0.0, 0.0, 0.06, 0.3]))
+    ax = nb.plot_plan(plan)
+    chosen = [t.get_text() for t in ax.get_legend().get_texts() if "chosen" in t.get_text()]
+    assert chosen and chosen[0].startswith(f"score of action {plan.action}:")
+    for a, score in enumerate(plan.first_action_scores.tolist()):
+        assert with_gid(ax.lines, f"action_score:{a}")[0].get_xdata()[0] == pytest.approx(score)

@@ -27,17 +27,23 @@ a planner calls, and imagined observations are decoded back into observation spa
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+
+import gymnasium as gym
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..buffer import ReplayBuffer
+from ..pixels import frame_size as env_frame_size
 from ..spaces import ActionSpec
 from ..utils import as_float_tensor, check_positive_int, default_device
 from .base import Imagines
+from .conv import ConvDecoder, ConvEncoder, check_frame_size
 from .normalised import Normalised
 
 
@@ -73,65 +79,13 @@ def _mlp(fan_in: int, hidden: int, fan_out: int, layers: int = 1) -> nn.Sequenti
 class RSSMWorldModel(Imagines, Normalised, nn.Module):
     """GRU deterministic path + Gaussian stochastic latent, with decoder, reward and end heads.
 
-    Why Gaussian latents here, when DreamerV2/V3 use categorical ones (32 x 32 one-hots with
-    straight-through gradients and a 1% uniform mix)? We tried both on velocity-hidden CartPole
-    (seed 0, the protocol of benchmarks/rssm_pomdp.py, deter 64, random warm-up of 1,000
-    steps). A categorical z of 8 latents x 8 classes reconstructed observations from the
-    belief ~6x less precisely (standardised squared error ~0.04 vs ~0.006 for 16 Gaussians)
-    because every observation reaches the belief as a discrete code. Its planner's episodes
-    all ended the same way: the cart accelerated steadily to one side (as if the pole's
-    believed upright were off by about a degree) until the pole fell near x = 1.6; mean return
-    ~295 after 3,000 real steps and ~215 after 5,000. The Gaussian model, same protocol and
-    seed: 388 after 3,000 and 500 (every episode) after 5,000. Categorical codes shine on
-    images, with many more bits to carry than to keep exact; CartPole is the opposite: four
-    numbers, kept exactly.
-
+    Gaussian latents, not DreamerV2/V3's categorical ones: on CartPole's four numbers they
+    reconstructed the observation ~6x more precisely and planned better (docs/RESULTS.md).
     Planning uses the prior's *mean* (not a sample) at every imagined step, and `filter` the
-    posterior's mean: the same observations give the same plan, and CartPole is deterministic,
-    so the mean is the most likely future.
-
-    On *full* CartPole (velocities observed) this RSSM first planned worse than the MLP: mean
-    returns 274, 353, 292 on seeds 0-2 against 500 for the MLP (benchmarks/rssm_pomdp.py, CPU,
-    same numbers on every re-run). What we measured on seed 0 (trained RSSM and MLP, each on
-    its own 5,000 steps), what it ruled out, and what fixed it:
-
-    - how it fails: every evaluation episode ends at the track edge, x = -2.41, with the cart
-      running left at x_dot ~ -1.1 and the pole held at theta ~ -0.05 rad: a steady drift, not
-      a fall. The MLP's episodes end at 500 with |x| < 0.14;
-    - why it drifts: the RSSM's imagination is *biased*. Imagined minus real theta
-      (`open_loop_bias`, 300 windows of its buffer, burn-in 5) is +0.004 rad one step
-      ahead and +0.022 after 20 (MLP: -0.000 and -0.008), and already +0.003 in the decoded
-      posterior belief. Keeping an imagined pole upright keeps the real one tilted left, which
-      takes steady acceleration to the left. The data hold one edge termination in 5,000
-      rows, so no model knows the edge;
-    - precision: open-loop error (obs-std units, squared) 0.008 one step and 0.26 twenty steps
-      ahead, against < 0.0001 and 0.003 for the MLP; the reconstruction of the current belief
-      alone is ~0.01 per dimension, the floor that z's noise (min std 0.1) and the free bits
-      leave: the KL sits at ~0.9 nat per step, under the 1 nat of free bits;
-    - not the continue head: it has 89 false ends on its own data (MLP: 5) because it reads a
-      blurred state, but shifting its threshold to the calibrated log(done_weight) (or half of
-      it) changed nothing (291/268/262, 294/284/286); with the *true* termination rule on the
-      decoded observations the same model scored 500/301/393 and still drifted;
-    - not memory over long episodes: resetting the belief at every step (a Markov RSSM) gave
-      234/271/230; not the prior mean: imagining with samples gave 297/291/264;
-    - knobs (real protocol, seed 0, where the defaults give 274): free bits 0.1 gave 387 (and
-      500, 295 on seeds 1, 2: mean 394); free bits 0.1 with kl_dyn 1.0 gave 118; free bits 0.1
-      with twice the refit epochs gave 247. Offline (40-150 epochs on the saved buffer) none of
-      deter/hidden 128 or 200, min std 0.01, a 10-100x reconstruction weight, or training
-      without sampling z moved the one-step error below ~0.006 (no sampling: 0.02-0.18);
-    - the lean is not built in: one fresh fit on the same buffer (40 epochs) leaned by
-      -0.001 / -0.002 rad (1 / 20 steps). We read it as where a fit happens to stop: Adam at a
-      constant lr of 1e-3 leaves the weights jittering around the optimum, and the planner
-      reads whichever jitter the last refit left;
-    - the fix: decay the learning rate linearly from 1e-3 to 1e-4 within every fit
-      (`fit_rssm(final_lr=1e-4)`, now its default). Same protocol, same seeds: mean returns
-      500, 500, 497 on seeds 0-2 (from 274, 353, 292; one episode of seed 2 reached the track
-      edge at step 491), 20-step open-loop error 0.036 / 0.018 / 0.009 (from 0.29 on seed 0),
-      reconstruction 0.026 (from 0.039). The end state of a fit matters more than its length.
-    The MLP predicts a *change* from an exact input; the RSSM pushes the state through a noisy
-    latent and back, so its fit is noisier, and on CartPole a lean of a few milliradians in
-    imagination is enough to lose. On velocity-hidden CartPole the decay did no harm: 500,
-    500, 412 on seeds 0-2 (constant lr: 500, 500, 374), probe R^2 0.97-0.998.
+    posterior's mean: the same observations give the same plan, and CartPole is
+    deterministic, so the mean is the most likely future. Every fit decays the learning rate
+    to a tenth (`fit_defaults`): how a fit *ends* decides whether imagination leans
+    (docs/RESULTS.md, "RSSM: how a fit ends").
 
     Args:
         obs_dim: D, size of one observation (2 for velocity-hidden CartPole).
@@ -141,6 +95,11 @@ class RSSMWorldModel(Imagines, Normalised, nn.Module):
         min_std: floor on every standard deviation of z [PlaNet's code]: 0.1.
         kl_dyn, kl_rep, free_nats: KL balancing weights and free bits [DV3 v1]: 0.5, 0.1, 1.0.
         device: where the weights live (default: `wmkit.default_device()`).
+        frame_size: observations are frames, frame_size x frame_size flattened (obs_dim must be
+            its square; `for_env` sets it for a `make_env(pixels=True)` env). Then a
+            `ConvEncoder` and `ConvDecoder` (wmkit.models.conv) replace the MLPs that read and
+            draw observations, as in Dreamer, and frames stay in raw ink units (standardising
+            each pixel would divide by ~0 where ink hardly ever falls). None: vectors.
     """
 
     batches = "sequences"  # `fit` trains it on windows of consecutive rows
@@ -151,9 +110,15 @@ class RSSMWorldModel(Imagines, Normalised, nn.Module):
     def __init__(self, obs_dim: int, action_spec: ActionSpec, deter: int = 64, stoch: int = 16,
                  hidden: int = 64, min_std: float = 0.1, kl_dyn: float = 0.5,
                  kl_rep: float = 0.1, free_nats: float = 1.0,
-                 device: str | torch.device | None = None) -> None:
+                 device: str | torch.device | None = None, frame_size: int | None = None
+                 ) -> None:
         super().__init__()
         self.obs_dim = check_positive_int("obs_dim", obs_dim)
+        if frame_size is not None and check_frame_size(frame_size) ** 2 != obs_dim:
+            raise ValueError(f"frame_size: {frame_size} x {frame_size} frames have "
+                             f"{frame_size ** 2} pixels, but obs_dim is {obs_dim}")
+        self.frame_size = frame_size
+        self._decode_dreams = True  # see `latent_imagination`
         self.action_spec = action_spec
         self.deter = check_positive_int("deter", deter)
         self.stoch = check_positive_int("stoch", stoch)
@@ -166,13 +131,15 @@ class RSSMWorldModel(Imagines, Normalised, nn.Module):
         features = deter + stoch
         # [DV3]: the initial h is learned (tanh of a parameter), not fixed at zero.
         self.initial_h = nn.Parameter(torch.zeros(deter))
-        self.encoder = _mlp(obs_dim, hidden, hidden)
+        self.encoder = _mlp(obs_dim, hidden, hidden) if frame_size is None else \
+            ConvEncoder(frame_size, hidden)
         self.img_in = nn.Sequential(nn.Linear(stoch + action_spec.encoded_dim, hidden),
                                     nn.LayerNorm(hidden), nn.SiLU())
         self.gru = nn.GRUCell(hidden, deter)
         self.prior_net = _mlp(deter, hidden, 2 * stoch)
         self.posterior_net = _mlp(deter + hidden, hidden, 2 * stoch)
-        self.decoder = _mlp(features, hidden, obs_dim, layers=2)
+        self.decoder = _mlp(features, hidden, obs_dim, layers=2) if frame_size is None else \
+            ConvDecoder(features, frame_size)
         self.reward_head = _mlp(features, hidden, 1)
         self.continue_head = _mlp(features, hidden, 1)
         # Observation and reward statistics (no deltas: the RSSM decodes observations);
@@ -204,6 +171,8 @@ class RSSMWorldModel(Imagines, Normalised, nn.Module):
         return mean + std * noise
 
     def _normalise(self, obs: torch.Tensor) -> torch.Tensor:
+        if self.frame_size is not None:  # frames: raw ink units (see the class docstring)
+            return obs
         return (obs - self.obs_mean) / self.obs_std
 
     def _h0(self, batch_shape: tuple[int, ...]) -> torch.Tensor:
@@ -223,14 +192,66 @@ class RSSMWorldModel(Imagines, Normalised, nn.Module):
         return self._gaussian(self.prior_net(h))
 
     def decode(self, state: RSSMState) -> torch.Tensor:
-        """Belief (..., F) -> expected observation (..., D) in raw units."""
+        """Belief (..., F) -> expected observation (..., D) in raw units ((..., 0) inside
+        `latent_imagination`)."""
+        if not self._decode_dreams:
+            return state.h.new_zeros(*state.h.shape[:-1], 0)
+        if self.frame_size is not None:
+            return self.decoder(state.features)
         return self.decoder(state.features) * self.obs_std + self.obs_mean
+
+    @contextmanager
+    def latent_imagination(self) -> Iterator[RSSMWorldModel]:
+        """Within it, `imagine` skips the decoder: rollouts keep rewards, ends and features,
+        and their `observations` are empty, (N, H+1, 0).
+
+        A planner scores imagined sequences by their rewards and ends only, as PlaNet and
+        Dreamer do; drawing the frames of 500 candidates x 20 steps would cost far more than
+        imagining them. (A `termination_fn`, which reads observations, cannot be used here.)
+        """
+        previous, self._decode_dreams = self._decode_dreams, False
+        try:
+            yield self
+        finally:
+            self._decode_dreams = previous
+
+    @classmethod
+    def for_env(cls, env: gym.Env, **kwargs: Any) -> RSSMWorldModel:
+        """A model sized for `env`; for a pixel env (`make_env(pixels=True)`), with
+        `frame_size` set to its frames' side."""
+        size = env_frame_size(env)
+        if size is not None:
+            kwargs.setdefault("frame_size", size)
+        return super().for_env(env, **kwargs)
 
     def _heads(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(..., F) -> reward (...) in raw units, termination logit (...)."""
         reward = self.reward_head(features).squeeze(-1) * self.reward_std + self.reward_mean
         # The continue head predicts "terminated" directly: logit > 0 means the episode ends.
         return reward, self.continue_head(features).squeeze(-1)
+
+    def _embed_starts(self, obs: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
+        """Embeddings (B, L, E) of the observations (B, L, D) where a belief starts (B, L).
+
+        Only those are read. Vectors: all rows, batched (cheap); frames: only the starts' (each
+        frame costs a convolution), zeros elsewhere.
+        """
+        if self.frame_size is None:
+            return self.encoder(self._normalise(obs))
+        embed = obs.new_zeros(*obs.shape[:-1], self.encoder.embed)
+        embed[starts] = self.encoder(obs[starts])
+        return embed
+
+    def _recon_error(self, state: RSSMState, obs: torch.Tensor, rows: torch.Tensor
+                     ) -> torch.Tensor:
+        """(B, L) squared error of `state` (B, L, ...) decoded against `obs` (B, L, D), summed
+        over dimensions, standardised units (frames: raw ink units). Frames are decoded only
+        at `rows` (B, L) bool, the rows that count (zero elsewhere); vectors everywhere."""
+        if self.frame_size is None:
+            return ((self.decoder(state.features) - self._normalise(obs)) ** 2).sum(-1)
+        error = obs.new_zeros(obs.shape[:-1])
+        error[rows] = ((self.decoder(state.features[rows]) - obs[rows]) ** 2).sum(-1)
+        return error
 
     # -- filtering a whole batch of sequences -------------------------------------------------
 
@@ -266,7 +287,7 @@ class RSSMWorldModel(Imagines, Normalised, nn.Module):
         starts[:, 0] = True
         h0 = self._h0((b, length))
         # Everything that does not depend on the recurrence runs batched over (B, L).
-        start_post = self._posterior(h0, self.encoder(self._normalise(obs)))
+        start_post = self._posterior(h0, self._embed_starts(obs, starts))
         start_z = self._latent(start_post, sample, generator)
         next_embed = self.encoder(self._normalise(next_obs))
         actions = self.action_spec.encode(batch["action"])
@@ -341,11 +362,9 @@ class RSSMWorldModel(Imagines, Normalised, nn.Module):
         kl_rep = self.kl(post, pri.detach()).clamp_min(self.free_nats)
         # Reconstruction: squared error summed over observation dims, in standardised units
         # ([DV3] uses symlog squared error; the buffer's statistics play symlog's role here).
-        recon_next = ((self.decoder(nxt.features) - self._normalise(batch["next_obs"])) ** 2
-                      ).sum(-1)
+        recon_next = self._recon_error(nxt, batch["next_obs"], mask > 0)
         start_state = RSSMState(out["h0"], out["belief"].z)
-        recon_start = ((self.decoder(start_state.features) - self._normalise(batch["obs"])) ** 2
-                       ).sum(-1)
+        recon_start = self._recon_error(start_state, batch["obs"], start_mask > 0)
         reward, done_logit = self._heads(nxt.features)
         # Reward: squared error in standardised units ([DV3] uses two-hot symlog; CartPole's
         # reward is constant). Continue: Bernoulli log-likelihood [DV3], weighted because

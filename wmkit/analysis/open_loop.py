@@ -1,0 +1,180 @@
+"""Open-loop imagination against reality: the kit's one compounding-error measurement.
+
+From a real row of a buffer the model takes its belief (`model.beliefs`: the observation for a
+Markov model, the filtered memory for a recurrent one), then imagines the real actions that
+followed, never shown another observation ("open loop"), and is compared with what really
+happened. It works for every `WorldModel` (MLP, ensemble, RSSM, LSTM, the true dynamics), all
+starts in one batched `imagine`, so curves of different models sit side by side.
+
+Burn-in: a model with memory needs a few real observations before its belief holds the
+velocities. `burn_in=k` keeps only starts with k - 1 earlier rows of the same episode, so every
+belief has seen at least k observations (1, the default, is right for Markov models).
+
+Errors are mean squared errors over dimensions in units of the buffer's observation std, like
+`wmkit.one_step_error`: horizon 1 of `compounding_error` is the one-step error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from ..buffer import ReplayBuffer
+from ..models.base import WorldModel
+from ..utils import check_positive_int
+from .episodes import _check_buffer
+
+Starts = int | Sequence[int] | torch.Tensor
+"""One buffer row (int), or several (S,)."""
+
+
+def _check_model(model: WorldModel) -> WorldModel:
+    if not isinstance(model, WorldModel):
+        raise ValueError(f"model: expected a world model (filter, beliefs, imagine, "
+                         f"action_spec, device), got {type(model).__name__}")
+    return model
+
+
+def open_loop_starts(buffer: ReplayBuffer, horizon: int, burn_in: int = 1) -> torch.Tensor:
+    """(S,) long: every row with `burn_in - 1` earlier rows of its episode and `horizon` real
+    transitions from it (itself included) in the same episode, in buffer order."""
+    _check_buffer(buffer)
+    horizon = check_positive_int("horizon", horizon)
+    burn_in = check_positive_int("burn_in", burn_in)
+    length = burn_in + horizon - 1
+    if length > len(buffer):
+        return torch.zeros(0, dtype=torch.long)
+    return buffer.window_starts(length) + burn_in - 1
+
+
+def _check_starts(buffer: ReplayBuffer, starts: Starts, horizon: int, burn_in: int
+                  ) -> torch.Tensor:
+    """`starts` as (S,) long, each one a row of `open_loop_starts(buffer, horizon, burn_in)`."""
+    if isinstance(starts, bool) or isinstance(starts, float):
+        raise ValueError(f"starts: expected buffer rows (ints), got {starts!r}")
+    try:
+        rows = torch.as_tensor(starts).reshape(-1)
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise ValueError(f"starts: expected buffer rows (ints), got {starts!r}") from error
+    if len(rows) == 0 or rows.is_floating_point() or rows.dtype == torch.bool:
+        raise ValueError(f"starts: expected at least one buffer row (ints), got {starts!r}")
+    rows = rows.long()
+    bad = rows[~torch.isin(rows, open_loop_starts(buffer, horizon, burn_in))]
+    if len(bad):
+        raise ValueError(
+            f"starts: row {int(bad[0])} is not followed by horizon={horizon} transitions of its "
+            f"episode" + (f" after {burn_in - 1} rows of burn-in" if burn_in > 1 else "")
+            + " (see open_loop_starts)")
+    return rows
+
+
+@torch.no_grad()
+def open_loop(model: WorldModel, buffer: ReplayBuffer, starts: Starts, horizon: int,
+              burn_in: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reality and the model's open-loop dream from the same rows, under the same actions.
+
+    Args:
+        model: any world model.
+        buffer: real transitions (e.g. held-out episodes the model never trained on).
+        starts: a buffer row, or S of them (see `open_loop_starts`): the belief is the one right
+            after observing that row, and the `horizon` actions from it are imagined.
+        horizon: H, imagined steps; the H transitions from each start must be in its episode.
+        burn_in: see the module docstring (checked against `starts`).
+
+    Returns:
+        (real, imagined): (H + 1, D) each for one start, (S, H + 1, D) for several; float CPU
+        tensors. Row 0 is the start: the real observation, and the model's decoded belief.
+    """
+    _check_model(model)
+    _check_buffer(buffer)
+    horizon = check_positive_int("horizon", horizon)
+    burn_in = check_positive_int("burn_in", burn_in)
+    one = isinstance(starts, (int, np.integer)) and not isinstance(starts, bool)
+    rows = _check_starts(buffer, starts, horizon, burn_in)
+    steps = rows[:, None] + torch.arange(horizon)  # (S, H): the transitions that followed
+    data = buffer[steps]
+    real = torch.cat([data["obs"][:, :1], data["next_obs"]], dim=1)
+    rollout = model.imagine(model.beliefs(buffer, rows), data["action"].to(model.device))
+    imagined = rollout.observations.detach().float().cpu()
+    return (real[0], imagined[0]) if one else (real, imagined)
+
+
+def _sampled_starts(buffer: ReplayBuffer, horizon: int, burn_in: int, starts: Starts | None,
+                    max_starts: int | None, seed: int) -> torch.Tensor:
+    """The given starts, or every valid one (at most `max_starts`, drawn with `seed`)."""
+    if starts is not None:
+        return _check_starts(buffer, starts, horizon, burn_in)
+    rows = open_loop_starts(buffer, horizon, burn_in)
+    if len(rows) == 0:
+        raise ValueError(f"horizon: no episode in the buffer has {burn_in + horizon - 1} "
+                         f"transitions for burn_in + horizon - 1; use a shorter horizon or "
+                         "longer episodes")
+    if max_starts is not None and len(rows) > check_positive_int("max_starts", max_starts):
+        chosen = torch.randperm(len(rows), generator=torch.Generator().manual_seed(seed))
+        rows = rows[chosen[:max_starts].sort().values]
+    return rows
+
+
+def compounding_error(model: WorldModel, buffer: ReplayBuffer, horizon: int, burn_in: int = 1,
+                      max_starts: int | None = None, seed: int = 0,
+                      starts: Starts | None = None) -> torch.Tensor:
+    """(S, H) open-loop squared error at 1..H steps ahead, from S starts, in obs-std units.
+
+    errors[s, h - 1] is the mean over dimensions of ((imagined - real) / std)^2, h steps after
+    start s, where std is the buffer's observation std. Starts: `starts` if given, else every
+    row of `open_loop_starts(buffer, horizon, burn_in)`, or `max_starts` of them drawn with
+    `seed` (in buffer order). Column 0 on every row of a buffer is `wmkit.one_step_error`.
+    """
+    _check_buffer(buffer)
+    rows = _sampled_starts(buffer, horizon, burn_in, starts, max_starts, seed)
+    real, imagined = open_loop(model, buffer, rows, horizon, burn_in)
+    scale = buffer.tensors()["obs"].std(0, correction=0).clamp_min(1e-6)
+    return (((imagined[:, 1:] - real[:, 1:]) / scale) ** 2).mean(-1)
+
+
+def open_loop_bias(model: WorldModel, buffer: ReplayBuffer, horizon: int, burn_in: int = 1,
+                   max_starts: int | None = None, seed: int = 0,
+                   starts: Starts | None = None) -> torch.Tensor:
+    """(H, D) the mean *signed* open-loop error (imagined - real) h steps ahead, raw units.
+
+    The same starts as `compounding_error` with the same arguments. A small squared error can
+    hide a steady lean: on CartPole an imagined pole that sits a few milliradians off the real
+    one makes a planner hold the real pole tilted, and the cart drift.
+    """
+    _check_buffer(buffer)
+    rows = _sampled_starts(buffer, horizon, burn_in, starts, max_starts, seed)
+    real, imagined = open_loop(model, buffer, rows, horizon, burn_in)
+    return (imagined[:, 1:] - real[:, 1:]).mean(0)
+
+
+# -- transitional names, kept while tests/test_rssm.py and notebook 06 move to the ones above --
+
+
+def open_loop_errors(model: WorldModel, buffer: ReplayBuffer, horizon: int = 20,
+                     burn_in: int = 5, max_starts: int = 100, seed: int = 0) -> torch.Tensor:
+    """Transitional: `compounding_error(model, buffer, horizon, burn_in, max_starts, seed)`."""
+    return compounding_error(model, buffer, horizon, burn_in, max_starts, seed)
+
+
+def dream(model: WorldModel, buffer: ReplayBuffer, start: int, horizon: int, burn_in: int = 5
+          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Transitional: (imagined, real) of `open_loop` from row `start + burn_in - 1`, the
+    horizon shortened to what the episode has left."""
+    from .episodes import episode_of
+
+    row = int(start) + check_positive_int("burn_in", burn_in) - 1
+    shown = min(check_positive_int("horizon", horizon), episode_of(buffer, row).stop - row)
+    real, imagined = open_loop(model, buffer, row, shown)
+    return imagined, real
+
+
+def draw_dream(model: WorldModel, buffer: ReplayBuffer, start: int, horizon: int,
+               burn_in: int = 5, ax: object = None) -> object:
+    """Transitional: `wmkit.notebook.draw_dream(model, buffer, start + burn_in - 1, horizon)`
+    (a figure: it lives in the notebook layer, loaded only when this is called)."""
+    from ..notebook import draw_dream as draw
+
+    return draw(model, buffer, int(start) + check_positive_int("burn_in", burn_in) - 1, horizon,
+                ax=ax)
