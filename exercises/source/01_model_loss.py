@@ -13,6 +13,7 @@
 # fresh random inputs and shows your points; run it as often as you like. Keep the function's
 # name and signature, and put everything your function needs *inside its answer cell*: the
 # grader runs only the setup cell and the answer cells, in a fresh kernel, with a time limit.
+# Write the code yourself: a function that calls the library's own version scores nothing.
 #
 # | part | function | points |
 # |---|---|---|

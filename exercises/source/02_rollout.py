@@ -14,6 +14,7 @@
 # fresh random inputs and shows your points. Keep the functions' names and signatures, and put
 # everything a function needs *inside its answer cell*: the grader runs only the setup cell and
 # the answer cells, in a fresh kernel, with a time limit.
+# Write the code yourself: a function that calls the library's own version scores nothing.
 #
 # | part | function | points |
 # |---|---|---|
@@ -50,8 +51,8 @@ grading.require_full_marks()  # the solution notebook fails under nbval unless i
 def alive_before(dones: torch.Tensor) -> torch.Tensor:
     """(N, H) bool dones -> (N, H) bool: step t counts if no done at steps < t."""
     ### BEGIN SOLUTION
-    ended_before = torch.cumsum(dones.int(), dim=1) - dones.int()
-    return ended_before == 0
+    dones_so_far = torch.cumsum(dones.int(), dim=1)  # dones at steps <= t
+    return dones_so_far - dones.int() == 0  # none strictly before t
     ### END SOLUTION
 
 

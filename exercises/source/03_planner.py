@@ -14,6 +14,7 @@
 # fresh random inputs and shows your points. Keep the functions' names and signatures, and put
 # everything a function needs *inside its answer cell*: the grader runs only the setup cell and
 # the answer cells, in a fresh kernel, with a time limit.
+# Write the code yourself: a function that calls the library's own version scores nothing.
 #
 # | part | function | points |
 # |---|---|---|

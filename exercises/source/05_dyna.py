@@ -14,6 +14,7 @@
 # inputs and shows your points. Keep the function's name and signature, and put everything it
 # needs *inside its answer cell*: the grader runs only the setup cell and the answer cells, in
 # a fresh kernel, with a time limit.
+# Write the code yourself: a function that calls the library's own version scores nothing.
 #
 # | part | function | points |
 # |---|---|---|

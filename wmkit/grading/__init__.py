@@ -8,7 +8,11 @@ In an exercise notebook::
 From a terminal (see docs/INSTRUCTORS.md)::
 
     python -m wmkit.grading submissions/ --out grades/ --timeout 20
-    python -m wmkit.grading.build                      # regenerate exercises/ from the sources
+    python -m wmkit.grading.build     # regenerate exercises/ (and the nbgrader and otter versions)
+
+In nbgrader and otter-grader test cells::
+
+    grading.assert_check("01_model_loss", one_step_loss, "total = delta + reward + done")
 """
 
 from .core import (
@@ -20,6 +24,7 @@ from .core import (
     Part,
     Report,
     all_exercises,
+    assert_check,
     check,
     get_exercise,
     require_full_marks,
@@ -27,4 +32,5 @@ from .core import (
 )
 
 __all__ = ["EXERCISES", "Check", "CheckFailed", "CheckResult", "Exercise", "Part", "Report",
-           "all_exercises", "check", "get_exercise", "require_full_marks", "run_check"]
+           "all_exercises", "assert_check", "check", "get_exercise", "require_full_marks",
+           "run_check"]

@@ -1,11 +1,14 @@
 """The pieces every exercise shares: checks, points, results, and `check` for notebooks.
 
 An exercise has parts; a part is one function the learner writes (same name and signature as
-the library's, so a solved exercise is a drop-in); a part has checks, each worth points. A
-check calls the learner's function on randomised inputs and compares it with the library's
-reference implementation, so a hard-coded answer cannot pass. The same checks run in two
-places: `check(...)` in the notebook (immediate feedback) and the grader (`python -m
-wmkit.grading`), which runs them in a fresh kernel with a time limit per check.
+the library's, so a solved exercise is a drop-in) and the library code it stands for (its
+counterparts); a part has checks, each worth points. A check calls the learner's function on
+randomised inputs and compares it with the library's reference implementation, so a
+hard-coded answer cannot pass; a call during which library or grader code ran scores nothing
+(see `tracing`). The same checks run in three places: `check(...)` in the notebook (feedback),
+`assert_check(...)` in nbgrader and otter-grader test cells, and the grader (`python -m
+wmkit.grading`), which runs them in its own process and calls the learner's function in a
+separate kernel.
 """
 
 from __future__ import annotations
@@ -17,16 +20,36 @@ import random
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
+
+from .tracing import Findings, Forbidden, code_of
 
 OUTPUT_LIMIT = 10_000
 """Characters of the learner's printed output kept per check: a print flood stops here."""
 
-CheckFn = Callable[[Callable[..., Any], int], None]
+CheckFn = Callable[[Any, int], None]
 
 
 class CheckFailed(AssertionError):
     """A check's verdict on wrong behaviour; its message is what the learner reads."""
+
+
+class KernelTrouble(BaseException):  # noqa: N818  (not an error of the learner's: a status)
+    """The kernel running the learner's function timed out or died during a check.
+
+    A BaseException, so that no `except Exception` in a check can swallow it."""
+
+    def __init__(self, status: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+class Submitted(Protocol):
+    """The learner's function as checks see it: `observe` calls it (see `sandbox`)."""
+
+    findings: Findings
+
+    def observe(self, args: Any, kwargs: dict[str, Any], probes: Any) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -44,10 +67,12 @@ class Check:
 
 @dataclass
 class Part:
-    """One function the learner writes, and the checks that grade it."""
+    """One function the learner writes, the checks that grade it, and its counterparts: the
+    library code that does the same work, which may not run while the function is graded."""
 
     function: str
     checks: list[Check] = field(default_factory=list)
+    counterparts: list[tuple[str, Any]] = field(default_factory=list)
 
     @property
     def max_points(self) -> float:
@@ -56,15 +81,28 @@ class Part:
 
 @dataclass
 class Exercise:
-    """An exercise notebook: an id (its file name without .ipynb), a title and its parts."""
+    """An exercise notebook: an id (its file name without .ipynb), a title and its parts.
+
+    `kernel_setup`: code the grader runs in the learner's kernel before their cells, e.g. to
+    import a module the library imports on first use (not inside a timed, watched call)."""
 
     id: str
     title: str
     parts: dict[str, Part] = field(default_factory=dict)
+    kernel_setup: str = ""
 
     @property
     def max_points(self) -> float:
         return sum(p.max_points for p in self.parts.values())
+
+    def counterparts(self, function: str, *code: Any) -> None:
+        """Declare the library functions (methods, properties) that do `function`'s work."""
+        part = self.parts.setdefault(function, Part(function))
+        for obj in code:
+            if code_of(obj) is None:
+                raise ValueError(f"code: {obj!r} is not a function, method or property")
+            inner = getattr(obj, "fget", obj)
+            part.counterparts.append((getattr(inner, "__qualname__", repr(obj)), obj))
 
     def check(self, function: str, points: float, name: str) -> Callable[[CheckFn], CheckFn]:
         """Decorator: register `fn(student, seed)` as a check of `function` worth `points`."""
@@ -85,11 +123,11 @@ EXERCISES: dict[str, Exercise] = {}
 """Every registered exercise by id, in the order the modules define them."""
 
 
-def exercise(exercise_id: str, title: str) -> Exercise:
+def exercise(exercise_id: str, title: str, kernel_setup: str = "") -> Exercise:
     """Create and register an exercise (done once per module in `wmkit.grading.checks`)."""
     if exercise_id in EXERCISES:
         raise ValueError(f"exercise_id: {exercise_id!r} is already registered")
-    EXERCISES[exercise_id] = Exercise(exercise_id, title)
+    EXERCISES[exercise_id] = Exercise(exercise_id, title, kernel_setup=kernel_setup)
     return EXERCISES[exercise_id]
 
 
@@ -98,6 +136,23 @@ def all_exercises() -> dict[str, Exercise]:
     from . import checks  # noqa: F401  (each module of checks registers its exercise)
 
     return dict(sorted(EXERCISES.items()))
+
+
+_forbidden_cache: dict[int, Forbidden] = {}
+
+
+def forbidden_code(part: Part) -> Forbidden:
+    """The code that may not run while `part`'s function is graded: its library
+    counterparts and every function of the grader's checks (the references)."""
+    if id(part) not in _forbidden_cache:
+        from . import checks
+        from .tracing import module_functions
+
+        grader = [(f"the grader's {name}", fn) for module in checks.MODULES
+                  for name, fn in module_functions(module)]
+        _forbidden_cache[id(part)] = Forbidden.of(grader) | Forbidden.of(
+            (f"the library's {n}", c) for n, c in part.counterparts)
+    return _forbidden_cache[id(part)]
 
 
 def get_exercise(exercise_id: str) -> Exercise:
@@ -122,6 +177,7 @@ class CheckResult:
     max_points: float
     status: str
     message: str = ""
+    flags: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -164,35 +220,86 @@ def describe_error(function: str, error: BaseException) -> str:
         return f"{function} called sys.exit({error.code!r}); return a value instead"
     text = str(error).strip().splitlines()
     first = text[0][:300] if text else ""
-    return f"{function} raised {type(error).__name__}: {first}".rstrip(": ")
+    name = getattr(error, "type_name", type(error).__name__)
+    return f"{function} raised {name}: {first}".rstrip(": ")
+
+
+def blocked_message(function: str, findings: Findings) -> str:
+    """What a learner reads when their function ran library code or defeated the watch."""
+    if findings.library:
+        return (f"{function} runs {findings.library[0]}: write it yourself, that is the "
+                "exercise (no points for the library's own code)")
+    return (f"{function} {findings.tampering[0]}: the grader cannot see what it runs, so it "
+            "scores nothing")
 
 
 def run_check(exercise_id: str, part: Part, index: int, student: Any, seed: int,
               output_limit: int = OUTPUT_LIMIT) -> CheckResult:
-    """Run check `index` of `part` on the learner's function `student` (never raises,
-    except KeyboardInterrupt, which is how the grader stops a check that ran out of time)."""
+    """Run check `index` of `part` on the learner's function: a plain function (called here,
+    see `sandbox.LocalFunction`) or a `Submitted` one (the grader's kernel). Never raises,
+    except KeyboardInterrupt (how a notebook user stops a check that runs too long)."""
+    from .sandbox import LocalFunction
+
     check = part.checks[index]
 
-    def result(status: str, message: str = "") -> CheckResult:
+    def result(status: str, message: str = "", flags: list[str] | None = None) -> CheckResult:
         points = check.points if status == "passed" else 0.0
         return CheckResult(exercise_id, part.function, check.name, points, check.points,
-                           status, message)
+                           status, message, flags or [])
 
     if student is None:
         return result("failed", f"{part.function} is not defined: run its answer cell, and keep "
                                 "the function's name")
-    if not callable(student):
-        return result("failed", f"{part.function} is a {type(student).__name__}, not a function")
+    if not hasattr(student, "observe"):
+        if not callable(student):
+            return result("failed",
+                          f"{part.function} is a {type(student).__name__}, not a function")
+        student = LocalFunction(student, forbidden_code(part))
+    student.findings = Findings()
     try:
         with capped_output(output_limit):
             check.run(student, check_seed(seed, exercise_id, part.function, index))
+    except KernelTrouble as trouble:
+        return result(trouble.status, trouble.message, student.findings.flags())
     except CheckFailed as failure:
-        return result("failed", str(failure))
+        outcome = ("failed", str(failure))
     except KeyboardInterrupt:
         raise
     except BaseException as error:  # noqa: B036  (SystemExit from learner code is a wrong answer)
-        return result("failed", describe_error(part.function, error))
-    return result("passed")
+        outcome = ("failed", describe_error(part.function, error))
+    else:
+        outcome = ("passed", "")
+    findings = student.findings
+    if findings.blocking:  # library code ran, or the watch was defeated: no points
+        return result("failed", blocked_message(part.function, findings), findings.flags())
+    return result(*outcome, findings.flags())
+
+
+def assert_check(exercise_id: str, function: Callable[..., Any], check: str | int,
+                 seed: int | None = None) -> None:
+    """Run one check (by name, or by its number in the part) on `function` and raise
+    AssertionError with its message unless it passes.
+
+    This is what nbgrader's test cells and otter-grader's test cases call: one check each,
+    worth its points there too. Prints nothing when the check passes.
+    """
+    ex = get_exercise(exercise_id)
+    name = getattr(function, "__name__", "")
+    part = ex.parts.get(name) or (next(iter(ex.parts.values())) if len(ex.parts) == 1 else None)
+    if part is None:
+        raise ValueError(f"function: {name!r} is not part of {exercise_id}; expected one of "
+                         f"{', '.join(ex.parts)}")
+    names = [c.name for c in part.checks]
+    index = check if isinstance(check, int) and 0 <= check < len(names) else \
+        names.index(check) if check in names else None
+    if index is None:
+        raise ValueError(f"check: {check!r} is not a check of {part.function}; expected a "
+                         f"number below {len(names)} or one of {names}")
+    seed = random.SystemRandom().randrange(2**31) if seed is None else seed
+    outcome = run_check(exercise_id, part, index, function, seed)
+    if outcome.status != "passed":
+        raise AssertionError(f"{part.function}: {names[index]}: {outcome.message} "
+                             f"(seed {seed})")
 
 
 # -- feedback inside the notebook --------------------------------------------------------------

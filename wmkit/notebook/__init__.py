@@ -13,10 +13,12 @@ Figure) it drew on, accepts `ax=` (or `fig=`), and never calls `plt.show()`.
 - `curves`: losses per epoch, returns against real steps;
 - `trajectories`: imagined vs real per dimension, error against the horizon;
 - `episode` (00), `fitting` (01), `rollouts` (02, 06), `planning` (03), `uncertainty` (04),
-  `dyna` (05), `throughput` (08): each notebook's drawings and explorers.
+  `dyna` (05), `beliefs` (06), `online` (07), `throughput` (08): each notebook's drawings and
+  explorers.
 """
 
 from .animation import animate_rollouts, to_html
+from .beliefs import plot_kl
 from .cartpole import draw_cartpole, draw_cartpoles
 from .common import CARTPOLE_NAMES, to_numpy
 from .curves import finish_learning_axes, plot_losses, plot_returns
@@ -24,6 +26,7 @@ from .dyna import draw_dyna_loop, dyna_explorer, plot_sample_efficiency
 from .episode import describe_state, draw_step, episode_stepper
 from .explorer import Explorer, View, choice_slider, float_slider, int_slider
 from .fitting import draw_one_step, fit_explorer, plot_ablation
+from .online import draw_replans, replan_explorer
 from .planning import draw_trials, planner_explorer, plot_plan
 from .rollouts import draw_dream, draw_rollout, dream_explorer, rollout_explorer
 from .throughput import QUANTITIES, draw_throughput, plot_throughput, throughput_explorer
@@ -39,11 +42,11 @@ from .uncertainty import (
 __all__ = [
     "CARTPOLE_NAMES", "QUANTITIES", "Explorer", "View", "animate_rollouts", "choice_slider",
     "describe_state", "draw_cartpole", "draw_cartpoles", "draw_dream", "draw_dyna_loop",
-    "draw_one_step", "draw_rollout", "draw_step", "draw_throughput", "draw_trials",
+    "draw_one_step", "draw_replans", "draw_rollout", "draw_step", "draw_throughput", "draw_trials",
     "dream_explorer", "dyna_explorer", "ensemble_size_explorer", "episode_stepper",
     "finish_learning_axes", "fit_explorer", "float_slider", "int_slider", "plot_ablation",
-    "plot_change", "plot_compounding_error", "plot_disagreement_grid", "plot_losses",
+    "plot_change", "plot_compounding_error", "plot_kl", "plot_disagreement_grid", "plot_losses",
     "plot_plan", "plot_reliability", "plot_returns", "plot_sample_efficiency",
     "plot_throughput", "plot_trajectories", "planner_explorer", "risk_explorer",
-    "rollout_explorer", "throughput_explorer", "to_html", "to_numpy",
+    "replan_explorer", "rollout_explorer", "throughput_explorer", "to_html", "to_numpy",
 ]

@@ -1,6 +1,10 @@
-"""The checks of every exercise; importing this package registers them (listed by id)."""
+"""The checks of every exercise; importing this package registers them (listed by id).
 
-from . import (  # noqa: F401  (each module registers its exercise)
+To add an exercise, add its module here (see docs/INSTRUCTORS.md, "Adding an exercise").
+"""
+
+from . import (  # each module registers its exercise
+    common,
     dyna,
     ensemble,
     model_loss,
@@ -8,3 +12,6 @@ from . import (  # noqa: F401  (each module registers its exercise)
     rollout,
     rssm_kl,
 )
+
+MODULES = [common, model_loss, rollout, planner, ensemble, dyna, rssm_kl]
+"""Every module of checks: their functions are the grader's references (see core.forbidden_code)."""

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import random
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
 
-from ..core import CheckFailed
+from ..core import CheckFailed, Submitted
+from ..sandbox import Outcome, Probes
 
 TRIALS = 3
 """Random cases per check: one lucky case cannot pass a check."""
@@ -93,30 +94,18 @@ def _index(flat: int, shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(reversed(index))
 
 
-def call_student(student: Callable[..., Any], forbidden: Sequence[tuple[type, str]],
-                 *args: Any, **kwargs: Any) -> Any:
-    """`student(*args, **kwargs)`, with the library functions the exercise asks the learner to
-    write switched off for the call: calling `Class.name` inside fails the check, so handing
-    the work to the library scores nothing. Each pair is (class, attribute name)."""
-    called: list[str] = []
-    saved = [(cls, name, cls.__dict__[name]) for cls, name in forbidden]
+def observe_student(student: Submitted, *args: Any, grads_of: Sequence[Any] = (),
+                    count_calls_of: str | None = None, no_grad: bool = False,
+                    **kwargs: Any) -> Outcome:
+    """Call the learner's function on these inputs (see `sandbox.Probes` for the options) and
+    return the Outcome; the function's own exception is raised here. In the grader the call
+    happens in the learner's kernel and only its results come back."""
+    outcome = student.observe(args, kwargs, Probes(tuple(grads_of), count_calls_of, no_grad))
+    if outcome.error is not None:
+        raise outcome.error
+    return outcome
 
-    def blocked_for(qualified: str) -> Any:
-        def blocked(*_: Any, **__: Any) -> Any:
-            called.append(qualified)
-            raise CheckFailed(f"your function calls the library's {qualified}: write it "
-                              "yourself, that is the exercise")
-        return blocked
 
-    try:
-        for cls, name, original in saved:
-            stub = blocked_for(f"{cls.__name__}.{name}")
-            setattr(cls, name, property(stub) if isinstance(original, property) else stub)
-        result = student(*args, **kwargs)
-    finally:
-        for cls, name, original in saved:
-            setattr(cls, name, original)
-    if called:  # even if the learner's code caught the error
-        raise CheckFailed(f"your function calls the library's {called[0]}: write it "
-                          "yourself, that is the exercise")
-    return result
+def call_student(student: Submitted, *args: Any, **kwargs: Any) -> Any:
+    """The learner's function's result on these inputs (its exception is raised here)."""
+    return observe_student(student, *args, **kwargs).result

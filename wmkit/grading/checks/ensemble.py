@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -13,7 +12,7 @@ from ...models.base import Rollout
 from ...models.ensemble import EnsembleWorldModel, MemberPrediction
 from ...planners.shooting import RandomShooting
 from ...spaces import ActionSpec
-from ..core import CheckFailed, exercise
+from ..core import CheckFailed, Submitted, exercise
 from .common import call_student, expect_close, expect_tensor, generator, rngs
 
 EX = exercise("04_ensemble", "Ensemble disagreement")
@@ -21,8 +20,9 @@ EX = exercise("04_ensemble", "Ensemble disagreement")
 # References captured at import, before any learner code can patch the library.
 _reference_disagreement = EnsembleWorldModel.disagreement
 _reference_score = RandomShooting.score
-FORBIDDEN = [(EnsembleWorldModel, "disagreement"), (MemberPrediction, "disagreement"),
-             (RandomShooting, "score")]
+EX.counterparts("disagreement", EnsembleWorldModel.disagreement,
+                MemberPrediction.__dict__["disagreement"])
+EX.counterparts("risk_adjusted_returns", RandomShooting.score)
 
 
 def random_ensemble(rng: random.Random, identical: bool = False
@@ -51,14 +51,13 @@ def random_ensemble(rng: random.Random, identical: bool = False
 PART_A = "disagreement"
 
 
-def _disagreement(student: Callable[..., Any], model: EnsembleWorldModel, obs: torch.Tensor,
+def _disagreement(student: Submitted, model: EnsembleWorldModel, obs: torch.Tensor,
                   action: torch.Tensor) -> Any:
-    with torch.no_grad():
-        return call_student(student, FORBIDDEN, model, obs.clone(), action.clone())
+    return call_student(student, model, obs.clone(), action.clone(), no_grad=True)
 
 
 @EX.check(PART_A, 1, "returns (B,) non-negative numbers")
-def disagreement_shape(student: Callable[..., Any], seed: int) -> None:
+def disagreement_shape(student: Submitted, seed: int) -> None:
     for rng in rngs(seed):
         model, obs, action = random_ensemble(rng)
         value = expect_tensor(_disagreement(student, model, obs, action),
@@ -69,7 +68,7 @@ def disagreement_shape(student: Callable[..., Any], seed: int) -> None:
 
 
 @EX.check(PART_A, 1, "zero when every member predicts the same")
-def disagreement_zero_when_identical(student: Callable[..., Any], seed: int) -> None:
+def disagreement_zero_when_identical(student: Submitted, seed: int) -> None:
     for rng in rngs(seed):
         model, obs, action = random_ensemble(rng, identical=True)
         expect_close(_disagreement(student, model, obs, action), torch.zeros(len(obs)),
@@ -78,7 +77,7 @@ def disagreement_zero_when_identical(student: Callable[..., Any], seed: int) -> 
 
 
 @EX.check(PART_A, 2, "std over members of the normalised change, averaged over dimensions")
-def disagreement_matches(student: Callable[..., Any], seed: int) -> None:
+def disagreement_matches(student: Submitted, seed: int) -> None:
     for rng in rngs(seed):
         model, obs, action = random_ensemble(rng)
         with torch.no_grad():
@@ -113,15 +112,15 @@ def reference_adjusted(rollout: Rollout, risk: float) -> torch.Tensor:
     return _reference_score(planner, rollout)  # type: ignore[arg-type]
 
 
-def _adjusted(student: Callable[..., Any], rollout: Rollout, risk: float) -> Any:
+def _adjusted(student: Submitted, rollout: Rollout, risk: float) -> Any:
     copy = Rollout(rollout.observations.clone(), rollout.actions.clone(),
                    rollout.rewards.clone(), rollout.dones.clone(),
                    None if rollout.disagreement is None else rollout.disagreement.clone())
-    return call_student(student, FORBIDDEN, copy, risk)
+    return call_student(student, copy, risk)
 
 
 @EX.check(PART_B, 1, "risk = 0: the imagined return")
-def risk_zero(student: Callable[..., Any], seed: int) -> None:
+def risk_zero(student: Submitted, seed: int) -> None:
     for rng in rngs(seed):
         rollout = random_rollout(rng)
         expect_close(_adjusted(student, rollout, 0.0), rollout.returns,
@@ -129,7 +128,7 @@ def risk_zero(student: Callable[..., Any], seed: int) -> None:
 
 
 @EX.check(PART_B, 1, "subtracts risk x the disagreement summed over the steps")
-def risk_subtracts(student: Callable[..., Any], seed: int) -> None:
+def risk_subtracts(student: Submitted, seed: int) -> None:
     for rng in rngs(seed):
         rollout = random_rollout(rng)
         rollout.dones[:] = False  # no termination here: only the penalty is tested
@@ -141,7 +140,7 @@ def risk_subtracts(student: Callable[..., Any], seed: int) -> None:
 
 
 @EX.check(PART_B, 1, "disagreement after the first done does not count")
-def risk_masked(student: Callable[..., Any], seed: int) -> None:
+def risk_masked(student: Submitted, seed: int) -> None:
     for rng in rngs(seed):
         rollout = random_rollout(rng)
         risk = rng.uniform(0.1, 3.0)

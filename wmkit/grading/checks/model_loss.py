@@ -10,13 +10,14 @@ import torch
 
 from ...models.mlp import MLPWorldModel
 from ...spaces import ActionSpec
-from ..core import CheckFailed, exercise
+from ..core import CheckFailed, Submitted, exercise
 from .common import (
     call_student,
     expect_close,
     expect_tensor,
     generator,
     get_key,
+    observe_student,
     rngs,
     torch_seed,
 )
@@ -27,7 +28,7 @@ PART = "one_step_loss"
 # Captured at import, before any learner code runs: patching the class later (a natural way
 # to try a solution as a drop-in) cannot turn the reference into the learner's own code.
 _reference_loss = MLPWorldModel.loss
-FORBIDDEN = [(MLPWorldModel, "loss")]
+EX.counterparts(PART, MLPWorldModel.loss)
 
 
 def random_case(rng: random.Random) -> tuple[MLPWorldModel, dict[str, torch.Tensor], float]:
@@ -67,12 +68,12 @@ def random_case(rng: random.Random) -> tuple[MLPWorldModel, dict[str, torch.Tens
 def _component(key: str, hint: str, weighted: bool = True) -> Callable[[Any, int], None]:
     """A check comparing one loss component with the library's on random cases."""
 
-    def run(student: Callable[..., Any], seed: int) -> None:
+    def run(student: Submitted, seed: int) -> None:
         for rng in rngs(seed):
             model, batch, done_weight = random_case(rng)
             done_weight = done_weight if weighted else 1.0
             expected = _reference_loss(model, batch, done_weight)[key]
-            losses = call_student(student, FORBIDDEN, model, batch, done_weight)
+            losses = call_student(student, model, batch, done_weight)
             actual = get_key(losses, key, f"one_step_loss(...)[{key!r}]")
             expect_close(actual, expected, f"loss {key!r}", hint=hint)
 
@@ -80,9 +81,9 @@ def _component(key: str, hint: str, weighted: bool = True) -> Callable[[Any, int
 
 
 @EX.check(PART, 1, "returns a dict of scalar tensors: delta, reward, done, total")
-def returns_four_scalars(student: Callable[..., Any], seed: int) -> None:
+def returns_four_scalars(student: Submitted, seed: int) -> None:
     model, batch, done_weight = random_case(next(rngs(seed)))
-    losses = call_student(student, FORBIDDEN, model, batch, done_weight)
+    losses = call_student(student, model, batch, done_weight)
     if not isinstance(losses, dict):
         raise CheckFailed(f"expected a dict of losses, got {type(losses).__name__}")
     for key in ("delta", "reward", "done", "total"):
@@ -102,10 +103,10 @@ EX.check(PART, 1, "done: terminations weighted by done_weight (pos_weight)")(_co
 
 
 @EX.check(PART, 1, "total = delta + reward + done")
-def total_is_the_sum(student: Callable[..., Any], seed: int) -> None:
+def total_is_the_sum(student: Submitted, seed: int) -> None:
     for rng in rngs(seed):
         model, batch, done_weight = random_case(rng)
-        losses = call_student(student, FORBIDDEN, model, batch, done_weight)
+        losses = call_student(student, model, batch, done_weight)
         parts = [get_key(losses, k, "the returned dict") for k in ("delta", "reward", "done")]
         expected = sum(expect_tensor(p, "a loss component").detach() for p in parts)
         expect_close(get_key(losses, "total", "the returned dict"), expected, "loss 'total'",
@@ -113,15 +114,16 @@ def total_is_the_sum(student: Callable[..., Any], seed: int) -> None:
 
 
 @EX.check(PART, 1, "total is differentiable: gradients reach every layer")
-def total_has_gradients(student: Callable[..., Any], seed: int) -> None:
+def total_has_gradients(student: Submitted, seed: int) -> None:
     model, batch, done_weight = random_case(next(rngs(seed)))
-    losses = call_student(student, FORBIDDEN, model, batch, done_weight)
-    total = expect_tensor(get_key(losses, "total", "the returned dict"), "loss 'total'", ())
-    if not total.requires_grad:
+    called = observe_student(student, model, batch, done_weight, grads_of=["total"])
+    expect_tensor(get_key(called.result, "total", "the returned dict"), "loss 'total'", ())
+    grads = called.grads["total"]
+    if grads is None:
         raise CheckFailed("loss 'total' has no gradient: keep it a tensor (no .item(), "
                           ".detach() or torch.no_grad())")
-    total.backward()
-    for name, param in model.net.named_parameters():
-        if param.grad is None or not torch.isfinite(param.grad).all() or not param.grad.any():
+    for name, _ in model.net.named_parameters():
+        grad = grads.get(f"0.net.{name}")
+        if grad is None or not torch.isfinite(grad).all() or not grad.any():
             raise CheckFailed(f"no useful gradient reaches model.net.{name}: compute the loss "
                               "from model(obs, action)")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numbers
 import random
-from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -12,13 +11,14 @@ import torch
 
 from ...planners.shooting import RandomShooting
 from ...spaces import ActionSpec
-from ..core import CheckFailed, exercise
+from ..core import CheckFailed, Submitted, exercise
 from .common import call_student, expect_close, expect_tensor, generator, rngs
 
 EX = exercise("03_planner", "From imagined returns to an action")
 
 _reference_scores = RandomShooting.first_action_scores  # captured before learner code runs
-FORBIDDEN = [(RandomShooting, "first_action_scores")]
+EX.counterparts("first_action_scores", RandomShooting.first_action_scores)
+EX.counterparts("select_action", RandomShooting.first_action_scores, RandomShooting.plan)
 
 
 def reference_scores(first_actions: torch.Tensor, returns: torch.Tensor, n_actions: int
@@ -43,14 +43,14 @@ def random_candidates(rng: random.Random, all_tried: bool = True
     return actions, returns, n_actions
 
 
-def _scores(student: Callable[..., Any], actions: torch.Tensor, returns: torch.Tensor,
+def _scores(student: Submitted, actions: torch.Tensor, returns: torch.Tensor,
             n_actions: int) -> Any:
-    return call_student(student, FORBIDDEN, actions[:, 0].clone(), returns.clone(), n_actions)
+    return call_student(student, actions[:, 0].clone(), returns.clone(), n_actions)
 
 
-def _select(student: Callable[..., Any], actions: torch.Tensor, returns: torch.Tensor,
+def _select(student: Submitted, actions: torch.Tensor, returns: torch.Tensor,
             n_actions: int, select: str) -> Any:
-    return call_student(student, FORBIDDEN, actions.clone(), returns.clone(), n_actions, select)
+    return call_student(student, actions.clone(), returns.clone(), n_actions, select)
 
 
 # -- part (a): first_action_scores --------------------------------------------------------------
@@ -59,7 +59,7 @@ SCORES = "first_action_scores"
 
 
 @EX.check(SCORES, 1, "returns (n_actions,) float scores")
-def scores_shape(student: Callable[..., Any], seed: int) -> None:
+def scores_shape(student: Submitted, seed: int) -> None:
     for rng in rngs(seed):
         actions, returns, n_actions = random_candidates(rng)
         scores = expect_tensor(_scores(student, actions, returns, n_actions),
@@ -70,7 +70,7 @@ def scores_shape(student: Callable[..., Any], seed: int) -> None:
 
 
 @EX.check(SCORES, 2, "each action scores the mean return of the candidates starting with it")
-def scores_are_means(student: Callable[..., Any], seed: int) -> None:
+def scores_are_means(student: Submitted, seed: int) -> None:
     for rng in rngs(seed):
         actions, returns, n_actions = random_candidates(rng)
         expected = reference_scores(actions[:, 0], returns, n_actions)
@@ -80,7 +80,7 @@ def scores_are_means(student: Callable[..., Any], seed: int) -> None:
 
 
 @EX.check(SCORES, 1, "an action no candidate tried scores -inf")
-def untried_is_minus_inf(student: Callable[..., Any], seed: int) -> None:
+def untried_is_minus_inf(student: Submitted, seed: int) -> None:
     for rng in rngs(seed):
         actions, returns, n_actions = random_candidates(rng, all_tried=False)
         expected = reference_scores(actions[:, 0], returns, n_actions)
@@ -106,7 +106,7 @@ def _expect_int(value: Any, what: str) -> int:
 
 
 @EX.check(SELECT, 1, '"best": the first action of the highest-return candidate')
-def select_best(student: Callable[..., Any], seed: int) -> None:
+def select_best(student: Submitted, seed: int) -> None:
     for rng in rngs(seed):
         actions, returns, n_actions = random_candidates(rng)
         expected = int(actions[returns.argmax(), 0])
@@ -118,7 +118,7 @@ def select_best(student: Callable[..., Any], seed: int) -> None:
 
 
 @EX.check(SELECT, 1, '"mean": the first action with the highest mean return')
-def select_mean(student: Callable[..., Any], seed: int) -> None:
+def select_mean(student: Submitted, seed: int) -> None:
     for rng in rngs(seed):
         actions, returns, n_actions = random_candidates(rng, all_tried=rng.random() < 0.5)
         scores = reference_scores(actions[:, 0], returns, n_actions)
@@ -131,7 +131,7 @@ def select_mean(student: Callable[..., Any], seed: int) -> None:
 
 
 @EX.check(SELECT, 1, "an unknown select raises a ValueError that names select")
-def select_rejects_unknown(student: Callable[..., Any], seed: int) -> None:
+def select_rejects_unknown(student: Submitted, seed: int) -> None:
     actions, returns, n_actions = random_candidates(next(rngs(seed)))
     try:
         _select(student, actions, returns, n_actions, "median")

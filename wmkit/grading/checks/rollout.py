@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -11,13 +10,15 @@ import torch
 from ...models.base import alive_before as _library_alive_before
 from ...models.mlp import MLPWorldModel
 from ...spaces import ActionSpec
-from ..core import CheckFailed, exercise
+from ..core import CheckFailed, Submitted, exercise
+from ..sandbox import ThresholdTermination
 from .common import (
     call_student,
     expect_close,
     expect_equal,
     expect_tensor,
     generator,
+    observe_student,
     rngs,
     torch_seed,
 )
@@ -27,7 +28,8 @@ EX = exercise("02_rollout", "Imagining forward, and stopping at the end")
 # References captured at import, before any learner code can patch the library.
 _reference_alive_before = _library_alive_before
 _reference_imagine = MLPWorldModel.imagine
-FORBIDDEN = [(MLPWorldModel, "imagine")]
+EX.counterparts("alive_before", _library_alive_before)
+EX.counterparts("imagine", MLPWorldModel.imagine)
 
 
 # -- part (a): alive_before ----------------------------------------------------------------------
@@ -46,26 +48,28 @@ def random_dones(rng: random.Random, max_dones_per_row: int) -> torch.Tensor:
 
 
 @EX.check("alive_before", 1, "returns a bool tensor shaped like dones")
-def alive_shape(student: Callable[..., Any], seed: int) -> None:
+def alive_shape(student: Submitted, seed: int) -> None:
     for rng in rngs(seed):
         dones = random_dones(rng, 2)
-        expect_tensor(student(dones.clone()), "alive_before(dones)", tuple(dones.shape),
-                      torch.bool)
+        expect_tensor(call_student(student, dones.clone()), "alive_before(dones)",
+                      tuple(dones.shape), torch.bool)
 
 
 @EX.check("alive_before", 1, "the terminating step counts, later steps do not")
-def alive_single_done(student: Callable[..., Any], seed: int) -> None:
+def alive_single_done(student: Submitted, seed: int) -> None:
     for rng in rngs(seed):
         dones = random_dones(rng, 1)
-        expect_equal(student(dones.clone()), _reference_alive_before(dones), "alive_before(dones)",
+        expect_equal(call_student(student, dones.clone()), _reference_alive_before(dones),
+                     "alive_before(dones)",
                      hint="step t counts when no done happened at steps < t (t itself included)")
 
 
 @EX.check("alive_before", 1, "only the first done matters")
-def alive_many_dones(student: Callable[..., Any], seed: int) -> None:
+def alive_many_dones(student: Submitted, seed: int) -> None:
     for rng in rngs(seed):
         dones = random_dones(rng, 4)
-        expect_equal(student(dones.clone()), _reference_alive_before(dones), "alive_before(dones)",
+        expect_equal(call_student(student, dones.clone()), _reference_alive_before(dones),
+                     "alive_before(dones)",
                      hint="after the first done nothing counts, whatever follows")
 
 
@@ -96,7 +100,7 @@ def random_start(model: MLPWorldModel, rng: random.Random) -> torch.Tensor:
 
 
 def threshold_termination(model: MLPWorldModel, start: torch.Tensor, actions: torch.Tensor
-                          ) -> Callable[[torch.Tensor], torch.Tensor]:
+                          ) -> ThresholdTermination:
     """A known termination rule that ends some imagined trajectories part-way: the first obs
     dimension above a threshold near its median over the imagined steps. The threshold sits in
     the middle of the widest gap between neighbouring values, so float rounding (the library
@@ -108,7 +112,7 @@ def threshold_termination(model: MLPWorldModel, start: torch.Tensor, actions: to
     gaps = middle[1:] - middle[:-1]
     i = int(gaps.argmax())
     threshold = float(middle[i] + middle[i + 1]) / 2
-    return lambda obs: obs[..., 0] > threshold
+    return ThresholdTermination(0, threshold)
 
 
 def clear_logits(model: MLPWorldModel, start: torch.Tensor, actions: torch.Tensor) -> bool:
@@ -127,15 +131,14 @@ def rollout_field(rollout: Any, name: str) -> Any:
     return getattr(rollout, name)
 
 
-def _imagine(student: Callable[..., Any], model: MLPWorldModel, start: torch.Tensor,
+def _imagine(student: Submitted, model: MLPWorldModel, start: torch.Tensor,
              actions: torch.Tensor, termination_fn: Any = None) -> Any:
-    with torch.no_grad():
-        return call_student(student, FORBIDDEN, model, start.clone(), actions.clone(),
-                            termination_fn)
+    return call_student(student, model, start.clone(), actions.clone(), termination_fn,
+                        no_grad=True)
 
 
 @EX.check("imagine", 2, "observations (N, H+1, D): the start, then one predicted step per action")
-def imagine_observations(student: Callable[..., Any], seed: int) -> None:
+def imagine_observations(student: Submitted, seed: int) -> None:
     for rng in rngs(seed):
         model = random_model(rng)
         start, actions = random_start(model, rng), random_actions(model, rng)
@@ -147,16 +150,12 @@ def imagine_observations(student: Callable[..., Any], seed: int) -> None:
 
 
 @EX.check("imagine", 1, "one batched model call per imagined step")
-def imagine_is_batched(student: Callable[..., Any], seed: int) -> None:
+def imagine_is_batched(student: Submitted, seed: int) -> None:
     rng = next(rngs(seed))
     model = random_model(rng)
     start, actions = random_start(model, rng), random_actions(model, rng)
-    batch_sizes: list[int] = []
-    hook = model.net.register_forward_hook(lambda m, inputs, out: batch_sizes.append(len(out)))
-    try:
-        _imagine(student, model, start, actions)
-    finally:
-        hook.remove()
+    batch_sizes = observe_student(student, model, start.clone(), actions.clone(), None,
+                                  no_grad=True, count_calls_of="0.net").batches or []
     n, horizon = actions.shape[:2]
     if batch_sizes != [n] * horizon:
         raise CheckFailed(f"expected {horizon} calls of the network, each on all {n} candidates "
@@ -165,7 +164,7 @@ def imagine_is_batched(student: Callable[..., Any], seed: int) -> None:
 
 
 @EX.check("imagine", 1, "dones: the termination head's logit > 0")
-def imagine_learned_dones(student: Callable[..., Any], seed: int) -> None:
+def imagine_learned_dones(student: Submitted, seed: int) -> None:
     for rng in rngs(seed):
         for _ in range(20):  # a case whose logits are not within rounding of 0
             model = random_model(rng)
@@ -178,8 +177,8 @@ def imagine_learned_dones(student: Callable[..., Any], seed: int) -> None:
                      hint="without termination_fn, done is the third output of predict > 0")
 
 
-def _compare_with_rule(student: Callable[..., Any], seed: int, field: str,
-                       compare: Callable[..., None], hint: str) -> None:
+def _compare_with_rule(student: Submitted, seed: int, field: str,
+                       compare: Any, hint: str) -> None:
     """Imagine with a termination rule that fires mid-rollout; compare one Rollout field."""
     for rng in rngs(seed):
         model = random_model(rng)
@@ -191,12 +190,12 @@ def _compare_with_rule(student: Callable[..., Any], seed: int, field: str,
 
 
 @EX.check("imagine", 1, "dones: termination_fn, when given, replaces the head")
-def imagine_rule_dones(student: Callable[..., Any], seed: int) -> None:
+def imagine_rule_dones(student: Submitted, seed: int) -> None:
     _compare_with_rule(student, seed, "dones", expect_equal,
                        hint="termination_fn(next observations (N, H, D)) -> (N, H) bool")
 
 
 @EX.check("imagine", 1, "rewards: predicted until the first done, zero after it")
-def imagine_masked_rewards(student: Callable[..., Any], seed: int) -> None:
+def imagine_masked_rewards(student: Submitted, seed: int) -> None:
     _compare_with_rule(student, seed, "rewards", expect_close,
                        hint="multiply the predicted rewards by alive_before(dones)")

@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from ...models.rssm import RSSMWorldModel
-from ..core import CheckFailed, exercise
-from .common import call_student, expect_close, expect_tensor, generator, rngs
+from ..core import CheckFailed, Submitted, exercise
+from .common import call_student, expect_close, expect_tensor, generator, observe_student, rngs
 
 EX = exercise("06_rssm_kl", "The RSSM's KL, balanced, with free bits")
 
 # The library's KL uses nothing of `self`: captured as a plain function of (posterior, prior).
 _library_kl = RSSMWorldModel.kl
-FORBIDDEN = [(RSSMWorldModel, "kl")]
+EX.counterparts("gaussian_kl", RSSMWorldModel.kl)
+EX.counterparts("kl_losses", RSSMWorldModel.kl, RSSMWorldModel.loss)
 
 
 def reference_kl(posterior: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
@@ -44,12 +44,12 @@ def random_pair(rng: random.Random) -> tuple[torch.Tensor, torch.Tensor]:
 PART_A = "gaussian_kl"
 
 
-def _kl(student: Callable[..., Any], posterior: torch.Tensor, prior: torch.Tensor) -> Any:
-    return call_student(student, FORBIDDEN, posterior.clone(), prior.clone())
+def _kl(student: Submitted, posterior: torch.Tensor, prior: torch.Tensor) -> Any:
+    return call_student(student, posterior.clone(), prior.clone())
 
 
 @EX.check(PART_A, 1, "sums over the latent dimensions: (..., 2 * stoch) -> (...)")
-def kl_shape(student: Callable[..., Any], seed: int) -> None:
+def kl_shape(student: Submitted, seed: int) -> None:
     for rng in rngs(seed):
         posterior, prior = random_pair(rng)
         expect_tensor(_kl(student, posterior, prior), "gaussian_kl(posterior, prior)",
@@ -57,7 +57,7 @@ def kl_shape(student: Callable[..., Any], seed: int) -> None:
 
 
 @EX.check(PART_A, 1, "zero when the posterior equals the prior")
-def kl_zero(student: Callable[..., Any], seed: int) -> None:
+def kl_zero(student: Submitted, seed: int) -> None:
     for rng in rngs(seed):
         _, prior = random_pair(rng)
         expect_close(_kl(student, prior, prior), torch.zeros(prior.shape[:-1]),
@@ -65,7 +65,7 @@ def kl_zero(student: Callable[..., Any], seed: int) -> None:
 
 
 @EX.check(PART_A, 2, "the closed-form KL(q || p) of diagonal Gaussians")
-def kl_matches(student: Callable[..., Any], seed: int) -> None:
+def kl_matches(student: Submitted, seed: int) -> None:
     for rng in rngs(seed):
         posterior, prior = random_pair(rng)
         expect_close(_kl(student, posterior, prior), reference_kl(posterior, prior),
@@ -80,14 +80,22 @@ def kl_matches(student: Callable[..., Any], seed: int) -> None:
 PART_B = "kl_losses"
 
 
-def _losses(student: Callable[..., Any], posterior: torch.Tensor, prior: torch.Tensor,
-            free_nats: float) -> tuple[torch.Tensor, torch.Tensor]:
-    result = call_student(student, FORBIDDEN, posterior, prior, free_nats)
+def _losses(student: Submitted, posterior: torch.Tensor, prior: torch.Tensor,
+            free_nats: float) -> tuple[torch.Tensor, torch.Tensor, list[list[torch.Tensor]]]:
+    """(dyn, rep, [[d dyn/d posterior, d dyn/d prior], [d rep/d posterior, d rep/d prior]])."""
+    called = observe_student(student, posterior, prior, free_nats, grads_of=[0, 1])
+    result = called.result
     if not isinstance(result, tuple) or len(result) != 2:
         raise CheckFailed(f"kl_losses(...): expected a tuple (dyn, rep), got "
                           f"{type(result).__name__}")
     shape = tuple(prior.shape[:-1])
-    return (expect_tensor(result[0], "dyn", shape), expect_tensor(result[1], "rep", shape))
+    grads = []
+    for index in (0, 1):  # zeros where a loss does not reach an input (detached, unused)
+        found = called.grads.get(index) or {}
+        grads.append([found.get(label, torch.zeros_like(x))
+                      for label, x in (("0", posterior), ("1", prior))])
+    return (expect_tensor(result[0], "dyn", shape), expect_tensor(result[1], "rep", shape),
+            grads)
 
 
 def _inputs(rng: random.Random) -> tuple[torch.Tensor, torch.Tensor, float]:
@@ -99,32 +107,25 @@ def _inputs(rng: random.Random) -> tuple[torch.Tensor, torch.Tensor, float]:
     return posterior.requires_grad_(), prior.requires_grad_(), free_nats
 
 
-def _grads(loss: torch.Tensor, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
-    """d loss.sum() / d inputs (zeros where an input is not used or is detached)."""
-    if not loss.requires_grad:
-        return [torch.zeros_like(x) for x in inputs]
-    grads = torch.autograd.grad(loss.sum(), inputs, allow_unused=True, retain_graph=True)
-    return [torch.zeros_like(x) if g is None else g for g, x in zip(grads, inputs, strict=True)]
-
-
 @EX.check(PART_B, 2, "values: both are max(free_nats, KL) per element")
-def losses_values(student: Callable[..., Any], seed: int) -> None:
+def losses_values(student: Submitted, seed: int) -> None:
     for rng in rngs(seed):
         posterior, prior, free_nats = _inputs(rng)
         expected = reference_kl(posterior, prior).clamp_min(free_nats).detach()
-        dyn, rep = _losses(student, posterior, prior, free_nats)
+        dyn, rep, _ = _losses(student, posterior, prior, free_nats)
         hint = "clamp the KL from below at free_nats (KL.clamp_min(free_nats))"
         expect_close(dyn, expected, "dyn", hint=hint)
         expect_close(rep, expected, "rep", hint=hint)
 
 
 @EX.check(PART_B, 1, "free bits: no gradient where the KL is below free_nats")
-def losses_free_bits(student: Callable[..., Any], seed: int) -> None:
+def losses_free_bits(student: Submitted, seed: int) -> None:
     for rng in rngs(seed):
         posterior, prior, free_nats = _inputs(rng)
         below = reference_kl(posterior, prior).detach() < free_nats
-        dyn, rep = _losses(student, posterior, prior, free_nats)
-        for name, grads in (("dyn + rep", _grads(dyn + rep, [posterior, prior])),):
+        _, _, (to_dyn, to_rep) = _losses(student, posterior, prior, free_nats)
+        both = [a + b for a, b in zip(to_dyn, to_rep)]  # the gradient of dyn + rep
+        for name, grads in (("dyn + rep", both),):
             if any(g[below].abs().max() > 0 for g in grads):
                 raise CheckFailed(f"{name}: elements with KL < free_nats still get a gradient; "
                                   "below the threshold the loss must be the constant free_nats")
@@ -133,11 +134,10 @@ def losses_free_bits(student: Callable[..., Any], seed: int) -> None:
 
 
 @EX.check(PART_B, 1, "dyn trains only the prior (the posterior is detached)")
-def losses_dyn_trains_prior(student: Callable[..., Any], seed: int) -> None:
+def losses_dyn_trains_prior(student: Submitted, seed: int) -> None:
     for rng in rngs(seed):
         posterior, prior, free_nats = _inputs(rng)
-        dyn, _ = _losses(student, posterior, prior, free_nats)
-        to_posterior, to_prior = _grads(dyn, [posterior, prior])
+        _, _, ((to_posterior, to_prior), _) = _losses(student, posterior, prior, free_nats)
         if to_posterior.abs().max() > 0:
             raise CheckFailed("dyn sends gradient into the posterior: use posterior.detach() "
                               "in the dynamics term")
@@ -146,11 +146,10 @@ def losses_dyn_trains_prior(student: Callable[..., Any], seed: int) -> None:
 
 
 @EX.check(PART_B, 1, "rep trains only the posterior (the prior is detached)")
-def losses_rep_trains_posterior(student: Callable[..., Any], seed: int) -> None:
+def losses_rep_trains_posterior(student: Submitted, seed: int) -> None:
     for rng in rngs(seed):
         posterior, prior, free_nats = _inputs(rng)
-        _, rep = _losses(student, posterior, prior, free_nats)
-        to_posterior, to_prior = _grads(rep, [posterior, prior])
+        _, _, (_, (to_posterior, to_prior)) = _losses(student, posterior, prior, free_nats)
         if to_prior.abs().max() > 0:
             raise CheckFailed("rep sends gradient into the prior: use prior.detach() in the "
                               "representation term")
