@@ -238,3 +238,24 @@ def test_the_kit_wrappers_pass_gymnasiums_env_checker():
             check_env(env)
             rebuilt = gym.make(env.spec)  # rebuildable from its spec
             assert rebuilt.observation_space == env.observation_space
+
+
+def test_learn_explores_in_training_episodes_and_evaluate_never_does():
+    flags: list[bool] = []
+
+    class Recording(wm.RandomShooting):
+        def search(self, state):
+            flags.append(self.explore)
+            return super().search(state)
+
+    env = wm.make_env("CartPole-v1")
+    planner = Recording(wm.MLPWorldModel.for_env(env, hidden=8, device="cpu"), horizon=3,
+                        candidates=8)
+    log = wm.learn(env, planner, steps=60, warmup=30, epochs=1, eval_episodes=1,
+                   eval_every=1_000, progress=False)
+    evaluated = int(log.evals[0].returns[0])  # one evaluation episode, right after the 1st fit
+    assert flags == [False] * evaluated + [True] * 30 and planner.explore is False
+    flags.clear()
+    planner.explore = True
+    wm.evaluate(env, planner, episodes=1)
+    assert not any(flags) and planner.explore is True  # restored after the evaluation

@@ -36,6 +36,7 @@ def learn(env: gym.Env, planner: Any, steps: int = 1_000, seed: int = 0, warmup:
         raise ValueError(f"warmup: expected at most steps={steps}, got {warmup}")
     seed_everything(seed)
     planner.reseed(seed)
+    planner.explore = True  # training episodes; every evaluation runs with it False
     eval_env = copy.deepcopy(env) if eval_episodes else None
     log = LearnLog(buffer=ReplayBuffer.for_env(env, capacity=steps))
     fit_args = {"epochs": epochs, "progress": False, **check_fit_kwargs(fit_kwargs)}
@@ -64,4 +65,5 @@ def learn(env: gym.Env, planner: Any, steps: int = 1_000, seed: int = 0, warmup:
             if not real.episode_over:
                 # The belief was built before this refit; rebuild it from the current obs.
                 planner.reset()
+    planner.explore = False
     return log

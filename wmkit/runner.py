@@ -203,8 +203,19 @@ def evaluate(env: gym.Env, agent: Any, episodes: int = 5, seed: int = 1,
     episodes = check_positive_int("episodes", episodes)
     agent = as_agent(agent)
     agent.reseed(seed)
-    returns = [step.episode_return
-               for step in tqdm(run(env, agent, episodes=episodes, seed=seed, seed_episodes=True),
-                                desc="evaluate", disable=not progress, leave=False)
-               if step.episode_over]
+    # A planner that explores while it learns is judged on what it does when it does not.
+    from .planners.base import Planner  # here: planners import this module
+
+    was_exploring = isinstance(agent, Planner) and agent.explore
+    if was_exploring:
+        agent.explore = False
+    try:
+        returns = [step.episode_return
+                   for step in tqdm(run(env, agent, episodes=episodes, seed=seed,
+                                        seed_episodes=True),
+                                    desc="evaluate", disable=not progress, leave=False)
+                   if step.episode_over]
+    finally:
+        if was_exploring:
+            agent.explore = True
     return Evaluation(real_steps=0, returns=returns)

@@ -41,6 +41,9 @@ class Planner(Protocol):
     """An agent that acts with a world model (see the module docstring)."""
 
     model: WorldModel
+    explore: bool
+    """True while `learn` collects training episodes (act to learn: sample, seek what the model
+    does not know), False otherwise: `evaluate` always runs with it False."""
 
     def __call__(self, obs: Any) -> Any:
         """One real step: the action to take at observation `obs`."""
@@ -137,6 +140,7 @@ class MPCPlanner:
         self._imagine = compile_imagine(model) if self.compiled else model.imagine
         self.spent = 0
         self.last_plan: Plan | None = None
+        self.explore = False  # `learn` sets it for training episodes; search may read it
         self.reseed(seed)
         self.reset()
 
