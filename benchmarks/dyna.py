@@ -18,24 +18,25 @@ Variants:
   dyna5-true-term, dyna20-true-term  (diagnostic) Dyna imagining with the learned dynamics but
                  CartPole's true termination rule, as MBPO does
 
-    python benchmarks/dyna.py --seeds 5 --jobs 2
+    python benchmarks/dyna.py --seeds 5 --workers 2
     python benchmarks/dyna.py --seeds 10 --variants dqn+replay5,dyna5,dyna5-mve10
     python benchmarks/dyna.py --seeds 2 --variants dqn,dyna20 --budget 6000
+
+The runs go through wmkit.sweep: Ray tasks on every core when Ray is installed (--workers N,
+--address of a running cluster), else one after another; see --help.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-import multiprocessing as mp
 import statistics
 import time
 from typing import Any
 
-import torch
-
 import wmkit as wm
 from wmkit.planners.dyna import Dyna, train_dyna
+from wmkit.sweep import add_sweep_arguments, parse_sweep_args, run_sweep
 
 VARIANTS: dict[str, dict[str, Any]] = {  # name -> Dyna keyword arguments
     "dqn": {}, "dqn+replay5": {"replay_updates": 5}, "dqn+replay20": {"replay_updates": 20},
@@ -54,10 +55,13 @@ VARIANTS: dict[str, dict[str, Any]] = {  # name -> Dyna keyword arguments
 }
 
 
-def run(job: tuple[str, int, argparse.Namespace]) -> dict[str, Any]:
+DEFAULT_VARIANTS = ("dqn", "dqn+replay5", "dqn+replay20", "dyna5", "dyna20", "dyna5-mve10",
+                    "dyna20-mve10", "mpc")
+
+
+def run(variant: str, seed: int, settings: dict[str, Any]) -> dict[str, Any]:
     """One (variant, seed) training run -> solved_at, the evaluation curve and wall seconds."""
-    variant, seed, args = job
-    torch.set_num_threads(args.threads)
+    args = argparse.Namespace(**settings)  # the script's flags (wmkit.sweep sets the threads)
     wm.seed_everything(seed)
     env = wm.make_env("CartPole-v1", seed=seed)
     start = time.perf_counter()
@@ -78,15 +82,17 @@ def run(job: tuple[str, int, argparse.Namespace]) -> dict[str, Any]:
                          eval_episodes=3, target_return=475, progress=False)
     seconds = time.perf_counter() - start
     curve = [(e.real_steps, round(e.mean_return)) for e in log.evals]
-    print(f"  {variant:13s} seed {seed}: solved at {log.solved_at()}  ({seconds:.0f} s)  "
-          f"curve {curve}", flush=True)
-    return {"variant": variant, "seed": seed, "solved_at": log.solved_at(), "seconds": seconds}
+    return {"variant": variant, "seed": seed, "solved_at": log.solved_at(), "seconds": seconds,
+            "curve": curve}
+
+
+def report(run: dict, result: dict[str, Any]) -> None:
+    print(f"  {result['variant']:13s} seed {result['seed']}: solved at {result['solved_at']}  "
+          f"({result['seconds']:.0f} s)  curve {result['curve']}", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--budget", type=int, default=15_000,
                         help="real-step budget of plain DQN (1 update per step)")
     parser.add_argument("--extra-budget", type=int, default=5_000,
@@ -95,26 +101,16 @@ def main() -> None:
                              "updates")
     parser.add_argument("--mpc-budget", type=int, default=2_000)
     parser.add_argument("--eval-every", type=int, default=100)
-    parser.add_argument("--variants", default="dqn,dqn+replay5,dqn+replay20,dyna5,dyna20,"
-                        "dyna5-mve10,dyna20-mve10,mpc")
-    parser.add_argument("--jobs", type=int, default=1, help="runs in parallel (processes)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
-    args = parser.parse_args()
-    variants = args.variants.split(",")
-    unknown = [v for v in variants if v not in VARIANTS and v != "mpc"]
-    if unknown:
-        parser.error(f"--variants: unknown {unknown}; choose from {[*VARIANTS, 'mpc']}")
-    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-    print(f"CartPole-v1, seeds {seeds}, real-step budgets: dqn {args.budget}, replay/dyna "
+    add_sweep_arguments(parser, [*VARIANTS, "mpc"], default_variants=DEFAULT_VARIANTS)
+    args = parse_sweep_args(parser)
+    variants = args.variants
+    print(f"CartPole-v1, seeds {args.seeds}, real-step budgets: dqn {args.budget}, replay/dyna "
           f"{args.extra_budget}, mpc {args.mpc_budget}; greedy evaluation (3 episodes) every "
-          f"{args.eval_every} steps; {args.jobs} job(s) x {args.threads} thread(s)\n")
-    jobs = [(variant, seed, args) for variant in variants for seed in seeds]
+          f"{args.eval_every} steps; {args.threads} thread(s) per run\n")
+    runs = [{"variant": variant, "seed": seed, "settings": args.settings}
+            for variant in variants for seed in args.seeds]
     start = time.perf_counter()
-    if args.jobs > 1:
-        with mp.get_context("spawn").Pool(args.jobs) as pool:
-            results = pool.map(run, jobs, chunksize=1)
-    else:
-        results = [run(job) for job in jobs]
+    results = run_sweep(run, runs, **args.sweep, on_result=report)
     total = time.perf_counter() - start
     baseline = [r["solved_at"] for r in results if r["variant"] == "dqn"]
     k0 = _median(baseline) if baseline else math.inf  # no "vs dqn" column without dqn runs

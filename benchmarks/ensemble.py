@@ -15,6 +15,9 @@ Three sections, each printing a markdown table (choose with --sections):
     python benchmarks/ensemble.py                       # everything, 5 seeds (slow)
     python benchmarks/ensemble.py --sections speed --repeats 20
     python benchmarks/ensemble.py --sections sample --seeds 2 --steps 1000
+
+The sample and risk runs go through wmkit.sweep: Ray tasks on every core when Ray is
+installed (--workers N, --address of a running cluster), else one after another; see --help.
 """
 
 from __future__ import annotations
@@ -30,7 +33,10 @@ import torch
 
 import wmkit as wm
 from wmkit.models.ensemble import EnsembleWorldModel
+from wmkit.sweep import add_sweep_arguments, parse_sweep_args, run_sweep
 from wmkit.uncertainty import prediction_error
+
+MODELS = ("mlp", "ensemble")  # the sample section's variants
 
 
 class LoopEnsemble(EnsembleWorldModel):
@@ -84,30 +90,39 @@ def _model(kind: str, env: Any, hidden: int, seed: int) -> torch.nn.Module:
     return EnsembleWorldModel.for_env(env, hidden=hidden, seed=seed, device="cpu")
 
 
+def sample_run(variant: str, seed: int, settings: dict) -> dict:
+    """One sample-efficiency run: real steps to >= 475 of one model kind and seed."""
+    args = argparse.Namespace(**settings)
+    wm.seed_everything(seed)
+    env = wm.make_env("CartPole-v1", seed=seed)
+    planner = wm.RandomShooting(_model(variant, env, args.learn_hidden, seed),
+                                horizon=args.horizon, candidates=args.learn_candidates,
+                                seed=seed)
+    start = time.perf_counter()
+    log = wm.learn(env, planner, steps=args.steps, seed=seed, eval_episodes=3,
+                   target_return=475, progress=False)
+    curve = [(e.real_steps, round(e.mean_return)) for e in log.evals]
+    return {"solved_at": log.solved_at(), "curve": curve,
+            "seconds": time.perf_counter() - start}
+
+
 def sample(args: argparse.Namespace) -> None:
     print(f"\n### Sample efficiency: real steps to a mean return >= 475 (3 evaluation "
           f"episodes), budget {args.steps}, MPC {args.learn_candidates} x {args.horizon}, "
           f"members 2 x {args.learn_hidden}\n")
-    rows = []
-    for kind in ("mlp", "ensemble"):
-        solved = []
-        for seed in args.seed_list:
-            wm.seed_everything(seed)
-            env = wm.make_env("CartPole-v1", seed=seed)
-            planner = wm.RandomShooting(_model(kind, env, args.learn_hidden, seed),
-                                        horizon=args.horizon,
-                                        candidates=args.learn_candidates, seed=seed)
-            start = time.perf_counter()
-            log = wm.learn(env, planner, steps=args.steps, seed=seed, eval_episodes=3,
-                           target_return=475, progress=False)
-            solved.append(log.solved_at())
-            curve = [(e.real_steps, round(e.mean_return)) for e in log.evals]
-            print(f"  {kind} seed {seed}: solved at {solved[-1]} "
-                  f"({time.perf_counter() - start:.0f} s) curve {curve}", flush=True)
-        rows.append((kind, solved))
+    runs = [{"variant": kind, "seed": seed, "settings": args.settings}
+            for kind in args.variants for seed in args.seeds]
+
+    def report(run: dict, result: dict) -> None:
+        print(f"  {run['variant']} seed {run['seed']}: solved at {result['solved_at']} "
+              f"({result['seconds']:.0f} s) curve {result['curve']}", flush=True)
+
+    results = run_sweep(sample_run, runs, **args.sweep, on_result=report)
     print("\n| model | real steps to >= 475, per seed | median | solved |")
     print("|---|---|---|---|")
-    for kind, solved in rows:
+    for kind in args.variants:
+        solved = [result["solved_at"] for run, result in zip(runs, results)
+                  if run["variant"] == kind]
         median = statistics.median([s if s is not None else float("inf") for s in solved])
         per_seed = ", ".join("-" if s is None else str(s) for s in solved)
         print(f"| {kind} | {per_seed} | {median} | {sum(s is not None for s in solved)}/"
@@ -133,31 +148,49 @@ def _episode(planner: wm.RandomShooting, env: Any, seed: int) -> tuple[float, fl
             return total, float(np.mean(disagreements)), float(np.mean(errors))
 
 
-def risk(args: argparse.Namespace) -> None:
+def _risk_variants(args: argparse.Namespace) -> list[tuple[str, dict[str, float]]]:
     variants: list[tuple[str, dict[str, float]]] = [("plain", {})]
     variants += [(f"risk={r:g}", {"risk": r}) for r in args.risks]
     variants += [(f"max_disagreement={m:g}", {"max_disagreement": m})
                  for m in args.max_disagreements]
+    return variants
+
+
+def risk_run(seed: int, settings: dict) -> dict[str, list[tuple[float, float, float]]]:
+    """One seed of the risk section: fit once, then every planner variant's episodes."""
+    args = argparse.Namespace(**settings)
+    env = wm.make_env("CartPole-v1", seed=seed)
+    data = wm.collect(env, steps=args.risk_data, seed=seed)
+    wm.seed_everything(seed)
+    model = EnsembleWorldModel.for_env(env, hidden=args.learn_hidden, seed=seed, device="cpu")
+    wm.fit(model, data, epochs=50, seed=seed, progress=False)
+    results: dict[str, list[tuple[float, float, float]]] = {}
+    for name, kwargs in _risk_variants(args):
+        planner = wm.RandomShooting(model, horizon=args.horizon,
+                                    candidates=args.learn_candidates, seed=seed, **kwargs)
+        results[name] = []
+        for episode in range(args.episodes):
+            planner.reseed(seed * 100 + episode)
+            results[name].append(_episode(planner, env, 10_000 + seed * 100 + episode))
+    return results
+
+
+def risk(args: argparse.Namespace) -> None:
+    variants = _risk_variants(args)
     print(f"\n### Risk-aware planning: ensemble 5 x 2 x {args.learn_hidden} fitted on "
           f"{args.risk_data} random steps (50 epochs), MPC {args.learn_candidates} x "
-          f"{args.horizon}, {args.episodes} episodes per seed, seeds {args.seed_list}\n")
-    results: dict[str, list[tuple[float, float, float]]] = {name: [] for name, _ in variants}
-    for seed in args.seed_list:
-        env = wm.make_env("CartPole-v1", seed=seed)
-        data = wm.collect(env, steps=args.risk_data, seed=seed)
-        wm.seed_everything(seed)
-        model = EnsembleWorldModel.for_env(env, hidden=args.learn_hidden, seed=seed,
-                                           device="cpu")
-        wm.fit(model, data, epochs=50, seed=seed, progress=False)
-        for name, kwargs in variants:
-            planner = wm.RandomShooting(model, horizon=args.horizon,
-                                        candidates=args.learn_candidates, seed=seed, **kwargs)
-            for episode in range(args.episodes):
-                planner.reseed(seed * 100 + episode)
-                results[name].append(_episode(planner, env, 10_000 + seed * 100 + episode))
-            mean = np.mean(results[name][-args.episodes:], axis=0)
-            print(f"  seed {seed} {name}: return {mean[0]:.0f}, disagreement {mean[1]:.3f}, "
-                  f"error {mean[2]:.3f}", flush=True)
+          f"{args.horizon}, {args.episodes} episodes per seed, seeds {args.seeds}\n")
+
+    def report(run: dict, result: dict) -> None:
+        for name, _ in variants:
+            mean = np.mean(result[name], axis=0)
+            print(f"  seed {run['seed']} {name}: return {mean[0]:.0f}, disagreement "
+                  f"{mean[1]:.3f}, error {mean[2]:.3f}", flush=True)
+
+    per_seed = run_sweep(risk_run, [{"seed": seed, "settings": args.settings}
+                                    for seed in args.seeds], **args.sweep, on_result=report)
+    results = {name: [row for seed_result in per_seed for row in seed_result[name]]
+               for name, _ in variants}
     print("\n| planner | mean real return | median | disagreement on visited states | "
           "real one-step error there |")
     print("|---|---|---|---|---|")
@@ -170,9 +203,6 @@ def risk(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sections", default="speed,sample,risk")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--horizon", type=int, default=20)
     # speed
     parser.add_argument("--candidates", type=int, default=500)
@@ -186,13 +216,15 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=3)
     parser.add_argument("--risks", type=float, nargs="*", default=[0.3, 1.0, 3.0])
     parser.add_argument("--max-disagreements", type=float, nargs="*", default=[0.1, 0.3])
-    args = parser.parse_args()
+    # --variants: the sample section's models; --threads: the speed section's too.
+    add_sweep_arguments(parser, MODELS)
+    args = parse_sweep_args(parser)
     torch.set_num_threads(args.threads)
-    args.seed_list = list(range(args.first_seed, args.first_seed + args.seeds))
     sections = {"speed": speed, "sample": sample, "risk": risk}
     for name in args.sections.split(","):
         if name not in sections:
             parser.error(f"--sections: unknown section {name!r}; choose from {list(sections)}")
+    for name in args.sections.split(","):
         sections[name](args)
 
 

@@ -12,6 +12,10 @@ dynamics ("perfect model": no learning at all).
 
     python benchmarks/sample_efficiency.py --seeds 5 --steps 1500
     python benchmarks/sample_efficiency.py --variants ensemble     # ~8 min a seed on 1 thread
+    python benchmarks/sample_efficiency.py --seeds 0-9 --out results.jsonl  # resumable
+
+The runs go through wmkit.sweep: Ray tasks on every core when Ray is installed (--workers N,
+--address of a running cluster), else one after another; see --help.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import time
 import torch
 
 import wmkit as wm
+from wmkit.sweep import add_sweep_arguments, parse_sweep_args, run_sweep
 
 VARIANTS = ("learned", "true-termination", "ensemble")
 
@@ -44,32 +49,36 @@ def run(variant: str, seed: int, args: argparse.Namespace) -> tuple[int | None, 
     return log.solved_at(), curve, time.perf_counter() - start
 
 
+def one_run(variant: str, seed: int, settings: dict) -> dict:
+    """One run of the sweep: `run` with the script's other flags, as JSON values."""
+    solved_at, curve, seconds = run(variant, seed, argparse.Namespace(**settings))
+    return {"solved_at": solved_at, "curve": curve, "seconds": seconds}
+
+
+def report(run: dict, result: dict) -> None:
+    print(f"  {run['variant']:17s} seed {run['seed']}: solved at {result['solved_at']}  "
+          f"({result['seconds']:.0f} s)  curve {result['curve']}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--horizon", type=int, default=20)
     parser.add_argument("--candidates", type=int, default=200)
-    parser.add_argument("--variants", default="learned,true-termination",
-                        help="comma-separated: learned, true-termination, ensemble")
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args()
-    unknown = set(args.variants.split(",")) - set(VARIANTS)
-    if unknown:
-        parser.error(f"--variants: expected some of {', '.join(VARIANTS)}, got {sorted(unknown)}")
+    add_sweep_arguments(parser, VARIANTS, default_variants=("learned", "true-termination"))
+    args = parse_sweep_args(parser)
     torch.set_num_threads(args.threads)
-    seeds = range(args.first_seed, args.first_seed + args.seeds)
     print(f"CartPole-v1, MPC {args.candidates} candidates x horizon {args.horizon}, "
-          f"budget {args.steps} real steps, seeds {list(seeds)}\n")
+          f"budget {args.steps} real steps, seeds {args.seeds}\n")
+    runs = [{"variant": variant, "seed": seed, "settings": args.settings}
+            for variant in args.variants for seed in args.seeds]
+    start = time.perf_counter()
+    results = run_sweep(one_run, runs, **args.sweep, on_result=report)
+    wall = time.perf_counter() - start
     rows = []
-    for variant in args.variants.split(","):
-        solved = []
-        for seed in seeds:
-            steps, curve, seconds = run(variant, seed, args)
-            solved.append(steps)
-            print(f"  {variant:17s} seed {seed}: solved at {steps}  ({seconds:.0f} s)  "
-                  f"curve {curve}", flush=True)
+    for variant in args.variants:
+        solved = [result["solved_at"] for run, result in zip(runs, results)
+                  if run["variant"] == variant]
         found = sorted(s for s in solved if s is not None)
         median = statistics.median([s if s is not None else float("inf") for s in solved])
         rows.append((variant, solved, median, len(found)))
@@ -83,6 +92,7 @@ def main() -> None:
         per_seed = ", ".join("-" if s is None else str(s) for s in solved)
         print(f"| {variant} | {per_seed} | {median} | {n}/{len(solved)} |")
     print(f"| perfect model (true dynamics) | 0 (mean return {perfect_mean:.0f}) | 0 | - |")
+    print(f"\nsweep wall time {wall:.0f} s for {len(runs)} runs")
 
 
 if __name__ == "__main__":
