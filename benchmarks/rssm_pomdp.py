@@ -9,22 +9,29 @@ evaluation episodes that add no data. The planner is the same everywhere and use
 learned reward and termination heads. Rows:
 
 - "RSSM" on (x, theta);
+- "LSTM" and "Transformer" on (x, theta): plain memory models (`wm.LSTMWorldModel`, the
+  windowed `wm.TransformerWorldModel`, 8 steps), one-step prediction, no latent variable;
 - "MLP, 1 frame": the MLP world model on (x, theta);
 - "MLP, 2 frames": the MLP on the last two frames (not Markov: CartPole integrates with
   explicit Euler, so the velocity change between frames depends on the previous action);
 - "MLP, 2 frames + previous action": Markov again, the honest hand-made baseline;
 - the same RSSM and MLP on full CartPole (velocities observed), for reference.
 
-Every RSSM fit decays its lr linearly from 1e-3 to 1e-4 (`fit_rssm`'s default, `--final-lr`).
-At a constant lr the full-CartPole RSSM drifted the cart off the track (274, 353, 292 on
-seeds 0-2; with the decay 500, 500, 497), and the (x, theta) RSSM scored 500, 500, 374
-(with the decay 500, 500, 412): see the `RSSMWorldModel` docstring.
+The sequence models (RSSM, LSTM, Transformer) train alike: `wm.fit` on windows of 32 rows,
+`--batch` rows per update, lr 1e-3 decayed linearly to `--final-lr` within every fit,
+weight decay 1e-5. (At a constant lr the full-CartPole RSSM drifted the cart off the track:
+see docs/RESULTS.md.)
 
-The probe column: ridge regression from the RSSM's belief (h, z) to the true hidden velocities,
-fitted on half of 2,000 fresh random steps and scored (R^2) on the other half's episodes.
+The probe column: ridge regression from a memory model's belief features
+(`model.features(model.beliefs(...))`: (h, z) for the RSSM, h for the LSTM, the newest
+token's output for the Transformer) to the true hidden velocities, fitted on half of 2,000
+fresh random steps and scored (R^2) on the other half's episodes.
 
     python benchmarks/rssm_pomdp.py --seeds 3 --steps 5000 --rounds 8   # the defaults
     python benchmarks/rssm_pomdp.py --variants rssm,mlp2a              # a subset
+
+The runs go through wmkit.sweep: Ray tasks on every core when Ray is installed (--workers N,
+--address of a running cluster), else one after another; see --help.
 """
 
 from __future__ import annotations
@@ -40,8 +47,9 @@ import numpy as np
 import torch
 
 import wmkit as wm
-from wmkit.models.rssm import RSSMWorldModel, buffer_beliefs
-from wmkit.probe import fit_probe, hidden_twin
+from wmkit.analysis.probe import fit_probe, hidden_twin
+from wmkit.models.rssm import RSSMWorldModel
+from wmkit.sweep import add_sweep_arguments, parse_sweep_args, run_sweep
 
 
 class FrameStack(gym.Wrapper):
@@ -88,22 +96,16 @@ def run(seed: int, args: argparse.Namespace, model_name: str, hidden: bool, fram
     of (collect with the planner, refit), then evaluation episodes that add no data."""
     wm.seed_everything(seed)
     env = make(hidden, seed, frames, previous_action)
-    if model_name == "rssm":
-        model: Any = RSSMWorldModel.for_env(env, device="cpu", **rssm_kwargs(args))
-    else:
-        model = wm.MLPWorldModel.for_env(env, device="cpu")
+    model = MODELS[model_name](env, args)
     planner = wm.RandomShooting(model, horizon=args.horizon, candidates=args.candidates,
                                 seed=seed)
-    # Rows per update: windows of 32 for the RSSM, single transitions for the MLP (its default).
-    batch = args.batch if model_name == "rssm" else 256
     buffer = wm.collect(env, steps=args.warmup, seed=seed)  # random warm-up
-    fit_args: dict[str, Any] = {"batch_size": batch, "holdout": args.holdout, "progress": False}
-    if model_name == "rssm":
-        # wm.fit's arguments (lr 1e-3, weight decay 1e-5) plus the RSSM's learning-rate decay.
-        fit_args.update(lr=1e-3, weight_decay=1e-5, final_lr=args.final_lr or None)
-        fit = model.fit_sequences
-    else:
-        fit = functools.partial(wm.fit, model)
+    fit_args: dict[str, Any] = {"holdout": args.holdout, "progress": False}
+    if model.batches == "sequences":
+        # Windows of 32 rows, `--batch` rows per update, lr 1e-3 decayed to --final-lr.
+        fit_args.update(batch_size=args.batch, lr=1e-3, weight_decay=1e-5,
+                        final_lr=args.final_lr or None, length=32)
+    fit = functools.partial(wm.fit, model)
     fit(buffer, epochs=args.epochs, seed=seed, **fit_args)
     per_round = (args.steps - args.warmup) // max(args.rounds, 1)
     curve = []
@@ -113,17 +115,17 @@ def run(seed: int, args: argparse.Namespace, model_name: str, hidden: bool, fram
         fit(buffer, epochs=args.refit_epochs, seed=seed + r + 1, **fit_args)
     returns = wm.evaluate(env, planner, episodes=args.eval_episodes, seed=10_000 + seed).returns
     result: dict[str, Any] = {"returns": returns, "curve": curve}
-    if model_name == "rssm" and hidden:
+    if model.batches == "sequences" and hidden:
         result["probe"] = probe_r2(model, seed)
     return result
 
 
-def probe_r2(model: RSSMWorldModel, seed: int) -> list[float]:
+def probe_r2(model: Any, seed: int) -> list[float]:
     """R^2 of (x_dot, theta_dot) read linearly off the belief, on held-out random episodes."""
     full = wm.collect(wm.make_env("CartPole-v1", seed=seed + 500), steps=2_000, seed=seed + 500)
     hidden = hidden_twin(full)
     d = full.tensors()
-    features = buffer_beliefs(model, hidden).features.cpu()
+    features = model.features(model.beliefs(hidden, torch.arange(len(hidden)))).cpu()
     velocities = d["obs"][:, [1, 3]]
     starts = d["is_first"].nonzero().flatten()
     split = int(starts[len(starts) // 2])  # whole episodes on each side
@@ -136,8 +138,18 @@ def rssm_kwargs(args: argparse.Namespace) -> dict[str, Any]:
             "free_nats": args.free_nats}
 
 
+MODELS = {  # name: (env, args) -> a world model for env; the memory models at their defaults
+    "rssm": lambda env, args: RSSMWorldModel.for_env(env, device="cpu", **rssm_kwargs(args)),
+    "lstm": lambda env, args: wm.LSTMWorldModel.for_env(env, device="cpu"),
+    "transformer": lambda env, args: wm.TransformerWorldModel.for_env(env, device="cpu"),
+    "mlp": lambda env, args: wm.MLPWorldModel.for_env(env, device="cpu"),
+}
+
 VARIANTS = {  # name: (observed, model, run keyword arguments)
     "rssm": ("(x, theta)", "RSSM", {"model_name": "rssm", "hidden": True}),
+    "lstm": ("(x, theta)", "LSTM", {"model_name": "lstm", "hidden": True}),
+    "transformer": ("(x, theta)", "Transformer (8 steps)",
+                    {"model_name": "transformer", "hidden": True}),
     "mlp1": ("(x, theta)", "MLP, 1 frame", {"model_name": "mlp", "hidden": True}),
     "mlp2": ("(x, theta)", "MLP, 2 frames", {"model_name": "mlp", "hidden": True, "frames": 2}),
     "mlp2a": ("(x, theta)", "MLP, 2 frames + previous action",
@@ -147,16 +159,27 @@ VARIANTS = {  # name: (observed, model, run keyword arguments)
 }
 
 
+def one_run(variant: str, seed: int, settings: dict[str, Any]) -> dict[str, Any]:
+    """One run of the sweep: `run` for one row of VARIANTS, with the script's other flags."""
+    start = time.perf_counter()
+    result = run(seed, argparse.Namespace(**settings), **VARIANTS[variant][2])
+    return {**result, "seconds": time.perf_counter() - start}
+
+
+def report(run: dict[str, Any], result: dict[str, Any]) -> None:
+    extra = {k: v for k, v in result.items() if k not in ("returns", "seconds")}
+    print(f"  {run['variant']:10s} seed {run['seed']}: returns {result['returns']} {extra} "
+          f"({result['seconds']:.0f} s)", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=5000, help="real steps per agent")
     parser.add_argument("--warmup", type=int, default=1000, help="random steps first")
     parser.add_argument("--rounds", type=int, default=8, help="act-then-refit rounds")
     parser.add_argument("--epochs", type=int, default=150, help="epochs on the warm-up")
     parser.add_argument("--refit-epochs", type=int, default=30, help="epochs per round")
-    parser.add_argument("--batch", type=int, default=512, help="RSSM: rows per update")
+    parser.add_argument("--batch", type=int, default=512, help="memory models: rows per update")
     parser.add_argument("--holdout", type=float, default=0.0,
                         help="fraction held out of each fit (monitoring only: costs data)")
     parser.add_argument("--deter", type=int, default=64)
@@ -164,31 +187,26 @@ def main() -> None:
     parser.add_argument("--stoch", type=int, default=16)
     parser.add_argument("--free-nats", type=float, default=1.0)
     parser.add_argument("--final-lr", type=float, default=1e-4,
-                        help="RSSM: decay the lr 1e-3 linearly to this within each fit "
+                        help="memory models: decay the lr 1e-3 linearly to this within each fit "
                              "(0: constant)")
     parser.add_argument("--horizon", type=int, default=20)
     parser.add_argument("--candidates", type=int, default=200)
     parser.add_argument("--eval-episodes", type=int, default=3)
-    parser.add_argument("--variants", default=",".join(VARIANTS))
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args()
+    add_sweep_arguments(parser, VARIANTS, default_seeds=3)
+    args = parse_sweep_args(parser)
     torch.set_num_threads(args.threads)
-    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    seeds = args.seeds
     print(f"CartPole-v1, MPC {args.candidates} candidates x horizon {args.horizon}, "
           f"{args.steps} real steps per agent, {args.eval_episodes} evaluation episodes, "
           f"seeds {seeds}; RSSM lr 1e-3 decayed within each fit to "
           f"{args.final_lr or 'nothing (constant)'}\n", flush=True)
+    runs = [{"variant": variant, "seed": seed, "settings": args.settings}
+            for variant in args.variants for seed in seeds]
+    every = run_sweep(one_run, runs, **args.sweep, on_result=report)
     rows = []
-    for variant in args.variants.split(","):
-        observed, name, kwargs = VARIANTS[variant]
-        results = []
-        for seed in seeds:
-            start = time.perf_counter()
-            result = run(seed, args, **kwargs)
-            results.append(result)
-            extra = {k: v for k, v in result.items() if k != "returns"}
-            print(f"  {variant:10s} seed {seed}: returns {result['returns']} {extra} "
-                  f"({time.perf_counter() - start:.0f} s)", flush=True)
+    for variant in args.variants:
+        observed, name, _ = VARIANTS[variant]
+        results = [result for run, result in zip(runs, every) if run["variant"] == variant]
         rows.append((observed, name, results))
     print("\n| observed | model | mean return per seed | mean | velocity probe R^2 "
           "(x_dot, theta_dot) |")

@@ -130,3 +130,55 @@ def test_hide_velocities_keeps_positions_only():
     obs, _ = env.reset(seed=0)
     full, _ = wm.make_env("CartPole-v1", seed=0).reset(seed=0)
     assert obs.shape == (2,) and np.allclose(obs, full[[0, 2]])
+
+
+# -- max_size: a ring buffer once full ----------------------------------------------------------
+
+
+def add_rows(buffer: wm.ReplayBuffer, source: wm.ReplayBuffer, rows: range) -> None:
+    for i in rows:
+        row = source[i]
+        buffer.add(row["obs"], int(row["action"]), float(row["reward"]), row["next_obs"],
+                   bool(row["terminated"]), bool(row["truncated"]))
+
+
+@pytest.mark.parametrize("max_size", [1, 7, 50])
+def test_max_size_keeps_the_newest_rows_in_order(max_size):
+    """Once full, each new row evicts the oldest: the buffer holds the last `max_size` rows of
+    the stream, oldest first, and its oldest row starts an episode (its past is gone)."""
+    env = wm.make_env("CartPole-v1", seed=4)
+    whole = wm.collect(env, steps=300, seed=4)
+    ring = wm.ReplayBuffer.for_env(env, capacity=2, max_size=max_size)
+    sizes = []
+    for i in range(300):
+        add_rows(ring, whole, range(i, i + 1))
+        sizes.append(len(ring))
+    assert sizes == [min(i + 1, max_size) for i in range(300)]
+    kept, expected = ring.tensors(), whole[torch.arange(300 - max_size, 300)]
+    expected["is_first"][0] = True
+    for key in kept:
+        assert torch.equal(kept[key], expected[key]), key
+    assert torch.equal(ring.episode_ids(), kept["is_first"].long().cumsum(0) - 1)
+    assert len(ring._data["obs"]) <= 4 * max_size + 2  # storage does not grow without bound
+    # Sampling, windows and statistics see the kept rows only.
+    assert ring.sample(5, torch.Generator().manual_seed(0))["obs"].shape == (5, 4)
+    assert torch.allclose(ring.stats().obs_mean, expected["obs"].mean(0))
+
+
+def test_extend_past_max_size_keeps_the_newest_rows():
+    env = wm.make_env("CartPole-v1", seed=5)
+    whole = wm.collect(env, steps=40, seed=5)
+    ring = wm.ReplayBuffer.for_env(env, max_size=25)
+    add_rows(ring, whole, range(10))
+    rest = wm.ReplayBuffer.for_env(env)
+    add_rows(rest, whole, range(10, 40))
+    ring.extend(rest)
+    assert len(ring) == 25
+    assert torch.equal(ring.tensors()["obs"], whole.tensors()["obs"][15:])
+    assert bool(ring[0]["is_first"])
+
+
+@pytest.mark.parametrize("max_size", [0, -3, 2.5, True])
+def test_bad_max_size_is_refused(max_size):
+    with pytest.raises(ValueError, match="max_size"):
+        wm.ReplayBuffer(4, wm.ActionSpec(discrete=True, n=2), max_size=max_size)

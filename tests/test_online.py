@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+import wmkit as wm
 from wmkit.online import (
     DreamRollout,
     ModelInput,
@@ -27,7 +28,6 @@ from wmkit.online import (
     read_metrics,
     replan_steps,
     select_action,
-    show_replans,
 )
 
 torch.set_num_threads(1)
@@ -63,6 +63,16 @@ def cartpole_transitions(steps: int, seed: int) -> list[tuple]:
             obs, _ = env.reset()
     env.close()
     return transitions
+
+
+def done_bias(model: OnlineWorldModel) -> torch.Tensor:
+    """A view of the core model's termination-logit bias (every member's, for the ensemble):
+    the last output of its last layer. Tests force dones through it."""
+    core = model.world_model
+    if isinstance(core, wm.EnsembleWorldModel):
+        return core.net[-1].bias[..., -1:]
+    last = core.net[-1] if isinstance(core, wm.MLPWorldModel) else core.head[-1]
+    return last.bias[-1:]
 
 
 async def train(model: OnlineWorldModel, transitions: list[tuple]) -> list[float]:
@@ -155,13 +165,13 @@ def test_rollout_length_is_horizon_without_done_and_one_with_forced_done(
         backend: TransitionBackend) -> None:
     model = build_world_model(small_config(backend))
     with torch.no_grad():
-        model.network.done_bias().fill_(-30.0)  # never done
+        done_bias(model).fill_(-30.0)  # never done
     rollout = run(model.dream_rollout(OBS, [0, 1, 1, 0, 1, 0, 0]))
     assert isinstance(rollout, DreamRollout) and len(rollout.steps) == 7
     assert not any(step.predicted_done for step in rollout.steps)
     assert all(len(step.next_observation) == 4 for step in rollout.steps)
     with torch.no_grad():
-        model.network.done_bias().fill_(30.0)  # always done: the dream ends at once
+        done_bias(model).fill_(30.0)  # always done: the dream ends at once
     rollout = run(model.dream_rollout(OBS, [0, 1, 1, 0, 1, 0, 0]))
     assert len(rollout.steps) == 1 and rollout.steps[0].predicted_done
 
@@ -194,7 +204,7 @@ def test_rollout_stops_at_first_predicted_done(backend: TransitionBackend, train
 def test_total_imagined_reward_is_the_sum_of_the_steps(backend: TransitionBackend) -> None:
     model = build_world_model(small_config(backend))
     with torch.no_grad():
-        model.network.done_bias().fill_(-30.0)
+        done_bias(model).fill_(-30.0)
     rollout = run(model.dream_rollout(OBS, [1, 0, 1, 1, 0]))
     assert rollout.total_imagined_reward == pytest.approx(
         sum(step.predicted_reward for step in rollout.steps), abs=1e-12)
@@ -312,7 +322,7 @@ def test_metrics_move(backend: TransitionBackend) -> None:
     loss = run(model.update(ModelInput(OBS, 1), (0.0, 0.1, 0.0, -0.1), 1.0, False))
     value = run(model.surprise(ModelInput(OBS, 1), (0.0, 0.1, 0.0, -0.1)))
     with torch.no_grad():
-        model.network.done_bias().fill_(-30.0)
+        done_bias(model).fill_(-30.0)
     run(model.dream_rollout(OBS, [0, 1, 0]))
     metrics = read_metrics(registry)
     assert metrics["wm_update_total"] == 1.0
@@ -425,20 +435,21 @@ def test_select_action_on_a_trained_model_catches_a_falling_pole(backend, traine
                                  samples=8, rng=0)) == right_action
 
 
-def test_replan_steps_and_the_threshold_widget_callback() -> None:
+def test_replan_steps_and_the_threshold_explorer() -> None:
+    """`replan_steps` counts; the notebook layer's explorer draws it and keeps the numbers."""
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from wmkit import notebook as nb
 
     surprises = [0.1, 0.001, 0.2, 0.05]
     assert replan_steps(surprises, 0.05) == [0, 2]
     assert replan_steps(surprises, 1.0) == []
-    fig, ax = plt.subplots()
-    assert show_replans(ax, surprises, 0.01) == 3
-    assert show_replans(ax, surprises, 0.5) == 0  # redraws on the same axes
-    assert len(ax.lines) == 3  # trace, threshold, re-plan markers
-    plt.close(fig)
+    explorer = nb.replan_explorer(surprises, threshold=0.01)
+    assert explorer.data["replans"] == 3 and explorer.data["steps"] == [0, 2, 3]
+    explorer.controls["threshold"].value = 0.1  # the slider's top
+    assert explorer.data["replans"] == 1 and explorer.data["steps"] == [2]
+    assert len(explorer.figure.axes[0].lines) == 3  # trace, threshold, re-plan markers
 
 
 # ----------------------------------------------------------------------------- learning
@@ -454,3 +465,221 @@ def test_online_learning_cuts_surprise_on_held_out_cartpole(backend, trained) ->
     assert model.step_count == 300
     assert after < before / 5
     assert after < no_change / 5  # better than predicting that nothing moves
+
+
+# ----------------------------------------------------------------------------- one vocabulary
+
+
+def test_surprise_and_disagreement_are_the_kits_numbers() -> None:
+    """surprise = wmkit.analysis.surprise of prediction and truth; disagreement = the core
+    ensemble's, in delta-std units; a dream's surprise_score = the members' variance of the
+    next observation (the MSE expected if the world moved like a random member)."""
+    from wmkit.analysis.surprise import surprise as kit_surprise
+
+    model = build_world_model(small_config(TransitionBackend.ENSEMBLE), seed=1)
+    run(train(model, cartpole_transitions(40, seed=7)))
+    inp, actual = ModelInput(OBS, 1), (0.02, 0.2, 0.01, -0.3)
+    predicted = torch.tensor(run(model.predict(inp)).next_observation, dtype=torch.float64)
+    assert run(model.surprise(inp, actual)) == pytest.approx(
+        float(kit_surprise(predicted, torch.tensor(actual, dtype=torch.float64))), rel=1e-12)
+    core = model.world_model
+    obs, action = torch.tensor([OBS]), torch.tensor([1])
+    with torch.no_grad():
+        assert run(model.disagreement(inp)) == pytest.approx(
+            float(core.disagreement(obs, action)), rel=1e-6)
+        done_bias(model).fill_(-30.0)
+        members = core.predict_members(obs, action).next_obs.double()  # (E, 1, D)
+    dream = run(model.dream_rollout(OBS, [1]))
+    assert dream.surprise_score == pytest.approx(
+        float(members.var(0, correction=0).mean()), rel=1e-5)
+    assert dream.surprise_score != pytest.approx(run(model.disagreement(inp)), rel=0.1)
+
+
+# ----------------------------------------------------------------------------- reliability
+
+THREADS_SCRIPT = """
+import asyncio, threading
+import torch
+torch.set_num_threads(1)
+from wmkit.online import ModelInput, TransitionBackend, WorldModelConfig, build_world_model
+model = build_world_model(WorldModelConfig(backend=TransitionBackend.{backend}, obs_dim=4,
+                                           action_dim=2, hidden_dim=16, max_buffer_size=500))
+def worker(k):
+    async def go():
+        for i in range(150):
+            obs = (0.01 * k, 0.001 * i, 0.0, 0.0)
+            await model.update(ModelInput(obs, i % 2), (0.0, 0.0, 0.0, 0.01 * i), 1.0, False)
+            await model.predict(ModelInput(obs, 0))
+    asyncio.run(go())  # each thread its own event loop
+threads = [threading.Thread(target=worker, args=(k,)) for k in range(2)]
+for t in threads: t.start()
+for t in threads: t.join()
+print("updates", model.step_count, model.buffer_size)
+"""
+
+
+def test_two_threads_with_their_own_event_loops_are_safe() -> None:
+    """2 threads x 150 updates, each thread with its own event loop (in a separate process: a
+    crash must fail this test, not the test run). The service's first version crashed (or
+    lost one thread's updates to an autograd error): its asyncio lock was made anew per loop."""
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-c", THREADS_SCRIPT.format(backend="MLP")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "updates 300 300" in done.stdout
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_values_beyond_float32_are_refused_and_change_nothing(backend) -> None:
+    model = build_world_model(small_config(backend))
+    run(train(model, cartpole_transitions(5, seed=8)))
+    before = {k: v.clone() for k, v in model.world_model.state_dict().items()
+              if isinstance(v, torch.Tensor)}
+    huge = (0.0, 0.0, 0.0, 1e300)  # a finite float that float32 turns into inf
+    for argument, call in [
+            ("observation", lambda: model.update(ModelInput(huge, 0), OBS, 1.0, False)),
+            ("actual_next_obs", lambda: model.update(ModelInput(OBS, 0), huge, 1.0, False)),
+            ("actual_reward", lambda: model.update(ModelInput(OBS, 0), OBS, 1e300, False)),
+            ("actual_next_obs", lambda: model.surprise(ModelInput(OBS, 0), huge)),
+            ("observation", lambda: model.predict(ModelInput(huge, 0)))]:
+        with pytest.raises(ValueError, match=f"^{argument}: .*float32"):
+            run(call())
+    assert model.step_count == 5 and model.buffer_size == 5
+    after = model.world_model.state_dict()
+    assert all(torch.equal(value, after[key]) for key, value in before.items())
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_update_with_a_non_finite_loss_is_skipped(backend) -> None:
+    """3e38 fits in float32, but its normalised change overflows the loss: the step is
+    skipped, nothing is stored, the weights stay finite and the model keeps learning."""
+    model = build_world_model(small_config(backend))
+    data = cartpole_transitions(12, seed=9)
+    run(train(model, data[:6]))
+    before = {k: v.clone() for k, v in model.world_model.state_dict().items()
+              if isinstance(v, torch.Tensor)}
+    with pytest.warns(RuntimeWarning, match="skipped"):
+        loss = run(model.update(ModelInput(OBS, 0), (0.0, 0.0, 0.0, 3e38), 1.0, False))
+    assert not math.isfinite(loss)
+    assert model.step_count == 6 and model.buffer_size == 6
+    after = model.world_model.state_dict()
+    assert all(torch.equal(value, after[key]) for key, value in before.items())
+    losses = run(train(model, data[6:]))
+    assert all(math.isfinite(x) for x in losses)
+    assert all(math.isfinite(x) for x in run(model.predict(ModelInput(OBS, 1))).next_observation)
+
+
+def test_a_nan_surprise_asks_for_a_replan() -> None:
+    model = build_world_model(small_config(TransitionBackend.MLP))
+    with torch.no_grad():
+        model.world_model.net[-1].bias[0] = float("nan")  # a broken model predicts NaN
+    value = run(model.surprise(ModelInput(OBS, 0), OBS))
+    assert math.isnan(value) and model.replan_needed is True
+
+
+def snapshot_of(backend, seed: int = 5) -> tuple[OnlineWorldModel, dict]:
+    model = build_world_model(small_config(backend), seed=seed)
+    run(train(model, cartpole_transitions(15, seed=4)))
+    return model, json.loads(json.dumps(run(model.snapshot())))
+
+
+def poison_weight(snapshot: dict, name: str, value: float) -> dict:
+    """A copy of `snapshot` whose weight `name` holds `value` everywhere."""
+    import base64
+
+    entry = snapshot["weights"][name]
+    array = np.full(entry["shape"], value, dtype=entry["dtype"])
+    weights = {**snapshot["weights"], name: {**entry, "data": base64.b64encode(
+        array.tobytes()).decode("ascii")}}
+    return {**snapshot, "weights": weights}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_restore_checks_everything_before_it_changes_anything(backend) -> None:
+    _, good = snapshot_of(backend)
+    model = build_world_model(small_config(backend), seed=99)
+    run(train(model, cartpole_transitions(5, seed=10)))
+    probe = ModelInput(OBS, 1)
+    answer, size = run(model.predict(probe)), model.buffer_size
+    first_weight = next(iter(good["weights"]))
+    bad_snapshots = {
+        "NaN weight": poison_weight(good, [n for n in good["weights"] if "weight" in n][0],
+                                    float("nan")),
+        "NaN statistic": poison_weight(good, "obs_mean", float("nan")),
+        "zero std": poison_weight(good, "delta_std", 0.0),
+        "wrong shape": {**good, "weights": {**good["weights"], first_weight: {
+            **good["weights"][first_weight], "shape": [1]}}},
+        # Good weights, then a bad field: the weights must not be loaded either.
+        "bad history": {**good, "history": [[list(OBS), 7]]},
+        "bad ground truth": {**good, "ground_truth": [[list(OBS), 0, [0.0, float("nan")]]]},
+        "bad step count": {**good, "step_count": -1},
+        "old format": {**good, "format": "wmkit.online/1"},
+    }
+    for name, bad in bad_snapshots.items():
+        with pytest.raises(ValueError, match="snapshot"):
+            run(model.restore(bad))
+        assert run(model.predict(probe)) == answer, name  # untouched
+        assert model.buffer_size == size and model.step_count == 5, name
+    run(model.restore(good))
+    assert run(model.predict(probe)) != answer and model.step_count == 15
+
+
+def test_from_snapshot_checks_sizes_before_building() -> None:
+    """A tiny file must not make the service allocate a huge network: the config's network
+    is sized without allocating it, and refused above the limit."""
+    import time
+
+    _, good = snapshot_of(TransitionBackend.ENSEMBLE)
+    huge = {**good, "config": {**good["config"], "hidden_dim": 200_000, "ensemble_size": 64}}
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match="hidden_dim=200000.*limit"):
+        OnlineWorldModel.from_snapshot(huge)
+    assert time.perf_counter() - start < 10  # refused at once, nothing allocated
+    # Within the limit but not what the weights hold: refused before building too.
+    other = {**good, "config": {**good["config"], "hidden_dim": 64}}
+    with pytest.raises(ValueError, match="shape"):
+        OnlineWorldModel.from_snapshot(other)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_replay_buffer_travels_in_the_snapshot(backend) -> None:
+    """The statistics come from the replay buffer, so it travels too: a restored model holds
+    the same rows, and after one more identical update it normalises as the original."""
+    model, snapshot = snapshot_of(backend)
+    copy = OnlineWorldModel.from_snapshot(snapshot)
+    for key, value in model.buffer.tensors().items():
+        assert torch.equal(copy.buffer.tensors()[key], value), key
+    step = cartpole_transitions(16, seed=4)[15]
+    for m in (model, copy):
+        run(m.update(ModelInput(step[0], step[1]), step[2], step[3], step[4]))
+    assert copy.buffer_size == 16
+    for name in ("obs_mean", "obs_std", "delta_mean", "delta_std"):
+        assert torch.equal(getattr(copy.world_model, name), getattr(model.world_model, name))
+
+
+def test_several_models_share_one_registry_by_label() -> None:
+    """One family per metric, one series per model (label `model`); rebuilding a model with a
+    name already there (a notebook cell run twice) starts its series again."""
+    from prometheus_client import generate_latest
+
+    registry = new_registry()
+    lstm = build_world_model(small_config(TransitionBackend.LSTM), registry=registry)
+    mlp = build_world_model(small_config(TransitionBackend.MLP), registry=registry)
+    other = build_world_model(small_config(TransitionBackend.MLP), registry=registry,
+                              name="mlp-b")
+    for model, steps in ((lstm, 3), (mlp, 2), (other, 1)):
+        run(train(model, cartpole_transitions(steps, seed=11)))
+    assert read_metrics(registry, "lstm")["wm_update_total"] == 3.0
+    assert read_metrics(registry, "mlp")["wm_update_total"] == 2.0
+    assert read_metrics(registry, "mlp-b")["wm_buffer_size"] == 1.0
+    with pytest.raises(ValueError, match="model"):
+        read_metrics(registry)  # three models: say which
+    text = generate_latest(registry).decode()
+    assert text.count("# TYPE wm_update_total counter") == 1
+    assert 'wm_update_total{model="lstm"} 3.0' in text
+    rebuilt = build_world_model(small_config(TransitionBackend.LSTM), registry=registry)
+    assert read_metrics(registry, "lstm")["wm_update_total"] == 0.0
+    run(train(rebuilt, cartpole_transitions(1, seed=12)))
+    assert read_metrics(registry, "lstm")["wm_update_total"] == 1.0
+    assert read_metrics(registry, "mlp")["wm_update_total"] == 2.0

@@ -32,6 +32,7 @@ from .models import (
     alive_before,
     cartpole_termination,
 )
+from .models.conv import FrameAutoencoder, fit_autoencoder
 from .planners import (
     CEM,
     MCTS,
@@ -50,7 +51,8 @@ from .train import History, done_weight, fit, one_step_error
 from .utils import default_device, seed_everything
 
 __all__ = [
-    "ActionSpec", "ActorCritic", "Agent", "CEM", "ChangePoleLength", "Dyna", "EnsembleWorldModel", "Episode",
+    "ActionSpec", "ActorCritic", "Agent", "CEM", "ChangePoleLength", "Dyna",
+    "EnsembleWorldModel", "Episode",
     "Evaluation", "GradientPlanner", "HideVelocities", "History", "LSTMWorldModel", "LearnLog",
     "MCTS", "MLPWorldModel", "MPCPlanner", "MPPI", "NormStats", "Plan", "Planner",
     "RSSMWorldModel", "RandomShooting", "RealStep", "ReplayBuffer", "Rollout", "TrainableModel",
@@ -58,6 +60,7 @@ __all__ = [
     "WorldModel", "alive_before", "analysis", "cartpole_termination", "collect",
     "default_device", "done_weight", "evaluate", "fit", "learn", "make_env", "notebook",
     "one_step_error", "run", "seed_everything", "train_dyna",
+    "FrameAutoencoder", "fit_autoencoder",  # pixels (notebook 11)
 ]
 
 # Three parts load on first use (`wm.notebook`, `wm.analysis`, `wm.sweep`, or `from wmkit

@@ -8,8 +8,11 @@ from typing import Any
 import gymnasium as gym
 import torch
 
+from .pixels import frame_size
 from .spaces import ActionSpec
 from .utils import as_float_tensor, check_positive_int
+
+FRAME_FIELDS = ("obs", "next_obs")
 
 
 @dataclass(frozen=True)
@@ -36,12 +39,17 @@ class ReplayBuffer:
     row; an int makes a ring buffer: once it holds `max_size` rows, each new row evicts the
     oldest, and the new oldest row counts as an episode start (what came before it is gone).
     Row 0 is always the oldest row kept.
+
+    pixels: observations are frames with values in [0, 1] (`make_env(pixels=True)`): they are
+    kept as bytes (rounded to 1/255, which ink frames already are: nothing is lost), a quarter
+    of the memory, and read back as float32.
     """
 
     def __init__(self, obs_dim: int, action_spec: ActionSpec, capacity: int = 1024,
-                 max_size: int | None = None) -> None:
+                 max_size: int | None = None, pixels: bool = False) -> None:
         self.obs_dim = check_positive_int("obs_dim", obs_dim)
         self.action_spec = action_spec
+        self.pixels = bool(pixels)
         self.max_size = None if max_size is None else check_positive_int("max_size", max_size)
         self._size = 0
         self._start = 0  # storage row of row 0: rows before it were evicted
@@ -53,7 +61,8 @@ class ReplayBuffer:
         space = env.observation_space
         if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
             raise ValueError(f"env: expected a flat Box observation space, got {space}")
-        return cls(space.shape[0], ActionSpec.from_space(env.action_space), capacity, max_size)
+        return cls(space.shape[0], ActionSpec.from_space(env.action_space), capacity, max_size,
+                   pixels=frame_size(env) is not None)
 
     def _rows(self) -> dict[str, torch.Tensor]:
         """Views of the kept rows of every field (row 0 the oldest)."""
@@ -79,11 +88,12 @@ class ReplayBuffer:
         old = getattr(self, "_data", None)
         kept = self._rows() if old is not None else {}
         action_dtype = torch.long if self.action_spec.discrete else torch.float32
+        obs_dtype = torch.uint8 if self.pixels else torch.float32
         self._data = {
-            "obs": torch.zeros(capacity, self.obs_dim),
+            "obs": torch.zeros(capacity, self.obs_dim, dtype=obs_dtype),
             "action": torch.zeros((capacity, *self.action_spec.shape), dtype=action_dtype),
             "reward": torch.zeros(capacity),
-            "next_obs": torch.zeros(capacity, self.obs_dim),
+            "next_obs": torch.zeros(capacity, self.obs_dim, dtype=obs_dtype),
             "terminated": torch.zeros(capacity, dtype=torch.bool),
             "truncated": torch.zeros(capacity, dtype=torch.bool),
             "is_first": torch.zeros(capacity, dtype=torch.bool),
@@ -95,12 +105,29 @@ class ReplayBuffer:
     def __len__(self) -> int:
         return self._size
 
+    def _stored(self, name: str, obs: torch.Tensor) -> torch.Tensor:
+        """Float observations as stored: unchanged, or frames as bytes (ValueError outside
+        [0, 1])."""
+        if not self.pixels:
+            return obs
+        if not ((obs >= 0) & (obs <= 1)).all():
+            raise ValueError(f"{name}: expected a frame with values in [0, 1] (pixels=True)")
+        return torch.round(obs * 255).to(torch.uint8)
+
+    def _loaded(self, key: str, tensor: torch.Tensor,
+                device: torch.device | str | None = None) -> torch.Tensor:
+        """A stored field as the caller sees it, always a copy: frames back to float32."""
+        if self.pixels and key in FRAME_FIELDS:
+            return tensor.to(device).float() / 255
+        return tensor.to(device, copy=True)
+
     def add(self, obs: Any, action: Any, reward: float, next_obs: Any, terminated: bool,
             truncated: bool = False) -> None:
         """Append one real transition. Non-finite observations are refused, not stored."""
         shape = (self.obs_dim,)
-        obs_t = as_float_tensor("obs", obs, shape).reshape(shape)
-        next_t = as_float_tensor("next_obs", next_obs, shape).reshape(shape)
+        obs_t = self._stored("obs", as_float_tensor("obs", obs, shape).reshape(shape))
+        next_t = self._stored("next_obs", as_float_tensor("next_obs", next_obs, shape
+                                                          ).reshape(shape))
         reward_t = as_float_tensor("reward", reward).reshape(())
         action = self.action_spec.check(action)
         self._make_room(1)
@@ -123,7 +150,8 @@ class ReplayBuffer:
         self._make_room(n)
         i = self._start + self._size  # the storage row of `other`'s first row
         for key, tensor in other.tensors().items():
-            self._data[key][i: i + n] = tensor
+            self._data[key][i: i + n] = self._stored(key, tensor) if key in FRAME_FIELDS \
+                else tensor
         # `other`'s first row starts an episode here unless it continues our last one (the
         # same rule as `add`); its other rows keep the starts `other` inferred.
         d = self._data
@@ -138,12 +166,12 @@ class ReplayBuffer:
         them never changes the buffer."""
         if isinstance(index, int) and not -self._size <= index < self._size:
             raise IndexError(f"index {index} out of range for a buffer of {self._size}")
-        return {key: tensor[index].clone() for key, tensor in self._rows().items()}
+        return {key: self._loaded(key, tensor[index]) for key, tensor in self._rows().items()}
 
     def tensors(self, device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
         """Every stored field as tensors of length len(self), on `device`, as copies: writing
         into them never changes the buffer."""
-        return {key: tensor.to(device, copy=True) for key, tensor in self._rows().items()}
+        return {key: self._loaded(key, tensor, device) for key, tensor in self._rows().items()}
 
     def episode_ids(self) -> torch.Tensor:
         """(N,) long: which episode each row belongs to (0, 1, ...), counted from `is_first`."""

@@ -1,4 +1,5 @@
-"""Environments: `make_env`, `collect` and a wrapper that hides velocities (a POMDP)."""
+"""Environments: `make_env` (numbers or pixels), `collect` and a wrapper that hides velocities
+(a POMDP)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import gymnasium as gym
 import numpy as np
 
 from .buffer import ReplayBuffer
+from .pixels import DEFAULT_SIZE, check_size, pixel_env
 from .runner import run
 from .utils import check_positive_int
 
@@ -26,14 +28,31 @@ POSITIONS = {
 
 
 def make_env(name: str = "CartPole-v1", seed: int = 0, hide_velocities: bool = False,
-             **kwargs: Any) -> gym.Env:
+             pixels: bool = False, size: int | None = None, **kwargs: Any) -> gym.Env:
     """A gymnasium env with a flat Box observation, seeded (env and action space) by `seed`.
 
     `hide_velocities=True` keeps only the positions (see `HideVelocities`); it is refused for
     envs whose velocity entries are not known (`POSITIONS`).
+
+    `pixels=True` observes frames instead of numbers (`wmkit.pixels`): the env's own rendering
+    (envs that cannot render "rgb_array" frames are refused), cropped to where things move
+    (CartPole: the cart's band), drawn as ink on paper (background 0, cart and pole 1) and
+    averaged down to `size` x `size` cells (default 64; a multiple of 16 from 16 to 256),
+    flattened: observations of size * size floats in [0, 1].
     """
+    family = name.split("/")[-1].split("-v")[0]
+    if size is not None and not pixels:
+        raise ValueError(f"size: the frame size applies only with pixels=True, got {size!r}")
+    if pixels:
+        size = check_size(DEFAULT_SIZE if size is None else size)
+        if hide_velocities:
+            raise ValueError("hide_velocities: a frame shows no velocities already; use "
+                             "pixels=True alone")
+        if "render_mode" in kwargs:
+            raise ValueError(f"render_mode: pixels=True renders 'rgb_array' frames itself, "
+                             f"got render_mode={kwargs['render_mode']!r}")
+        kwargs["render_mode"] = "rgb_array"
     if hide_velocities:
-        family = name.split("/")[-1].split("-v")[0]
         if family not in POSITIONS:
             raise ValueError(f"hide_velocities: the velocity entries of {name!r} are not known; "
                              f"supported: {', '.join(sorted(POSITIONS))}")
@@ -43,6 +62,8 @@ def make_env(name: str = "CartPole-v1", seed: int = 0, hide_velocities: bool = F
         raise ValueError(f"name: {name!r} is not a gymnasium environment ({error})") from error
     if hide_velocities:
         env = HideVelocities(env, POSITIONS[family])
+    if pixels:
+        env = pixel_env(env, family, size)
     space = env.observation_space
     if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
         raise ValueError(f"name: {name!r} has observation space {space}; expected a flat Box")

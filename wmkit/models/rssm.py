@@ -33,7 +33,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
-
 import torch
 import torch.nn.functional as F
 from torch import nn

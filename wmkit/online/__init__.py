@@ -9,12 +9,18 @@
 
 Names fixed by DESIGN.md: TransitionBackend, PredictionTarget, ModelInput, ModelOutput,
 DreamRollout, WorldModelConfig, WorldModel, build_world_model.
+
+A thin adapter over the core world models (`wm.MLPWorldModel`, `wm.EnsembleWorldModel`,
+`wm.LSTMWorldModel`, `wm.TransformerWorldModel`): see `model.py` for what it holds, the
+numbers it reports (surprise, disagreement, a dream's expected surprise) and what changed on
+purpose from its first version; `backends.py` for the models, `snapshot.py` for snapshots and
+`metrics.py` for the labelled Prometheus metrics several models share.
 """
 
+from .backends import SEQUENCE_WINDOW
 from .metrics import INSTALL_HINT, METRIC_NAMES, new_registry, prometheus_available, read_metrics
 from .model import OnlineWorldModel, build_world_model
-from .networks import SEQUENCE_WINDOW
-from .planning import plan_actions, replan_steps, select_action, show_replans
+from .planning import plan_actions, replan_steps, select_action
 from .types import (
     DreamRollout,
     ModelInput,
@@ -44,5 +50,4 @@ __all__ = [
     "read_metrics",
     "replan_steps",
     "select_action",
-    "show_replans",
 ]

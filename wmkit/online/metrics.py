@@ -1,13 +1,25 @@
-"""Prometheus metrics of one model, on a registry the caller passes in or a fresh one.
+"""Prometheus metrics of the online models, on a registry the caller passes in or a fresh one.
 
-A fresh `CollectorRegistry` per model (instead of prometheus_client's global default) means
-re-running a notebook cell that builds a model never fails on duplicate registration.
-prometheus_client is optional (`pip install wmkit[online]`): without it metrics are off.
+The Prometheus convention: one metric family per name, the models told apart by a label. The
+five wm_* families carry one label, `model` (a name the caller gives, default the backend's
+name in lower case, e.g. "lstm"), so several models share one registry and one /metrics
+endpoint serves them all:
+
+    wm_update_total{model="lstm"} 150.0
+    wm_update_total{model="mlp"} 150.0
+
+A family is made once per registry and reused by every model built on it. A model built with
+the name of an earlier one on the same registry takes its series over, starting again from 0
+(re-running a notebook cell that rebuilds a model never fails); give models that live side by
+side different names. prometheus_client is optional (`pip install wmkit[online]`): without it
+metrics are off.
 """
 
 from __future__ import annotations
 
 import importlib
+import threading
+import weakref
 from typing import Any
 
 INSTALL_HINT = ("prometheus_client is not installed, and world-model metrics need it: "
@@ -15,6 +27,18 @@ INSTALL_HINT = ("prometheus_client is not installed, and world-model metrics nee
 
 METRIC_NAMES = ("wm_update_total", "wm_train_loss", "wm_surprise_score", "wm_buffer_size",
                 "wm_rollout_steps_total")
+LABEL = "model"
+
+# (kind, documentation) of each family.
+_FAMILIES = {
+    "wm_update_total": ("Counter", "Online gradient updates"),
+    "wm_train_loss": ("Gauge", "Loss of the latest update"),
+    "wm_surprise_score": ("Gauge", "Surprise (MSE) of the latest surprise() check"),
+    "wm_buffer_size": ("Gauge", "Transitions in the replay buffer"),
+    "wm_rollout_steps_total": ("Counter", "Imagined steps over all dream rollouts"),
+}
+_registered: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
+_registering = threading.Lock()
 
 
 def _prometheus() -> Any:
@@ -38,34 +62,42 @@ def new_registry() -> Any:
     return _prometheus().CollectorRegistry()
 
 
-class Metrics:
-    """The five wm_* metrics on `registry` (a `prometheus_client.CollectorRegistry`)."""
-
-    def __init__(self, registry: Any) -> None:
-        prometheus = _prometheus()
-        self.registry = registry
-        self.updates = prometheus.Counter("wm_update_total", "Online gradient updates",
-                                          registry=registry)
-        self.train_loss = prometheus.Gauge("wm_train_loss", "Loss of the latest update",
-                                           registry=registry)
-        self.surprise = prometheus.Gauge("wm_surprise_score",
-                                         "MSE of the latest surprise() check", registry=registry)
-        self.buffer_size = prometheus.Gauge("wm_buffer_size", "Transitions in the replay buffer",
-                                            registry=registry)
-        self.rollout_steps = prometheus.Counter("wm_rollout_steps_total",
-                                                "Imagined steps over all dream rollouts",
+def families(registry: Any) -> dict[str, Any]:
+    """The five labelled wm_* families on `registry`, made the first time they are asked for."""
+    prometheus = _prometheus()
+    with _registering:
+        if registry not in _registered:
+            _registered[registry] = {
+                name: getattr(prometheus, kind)(name, text, labelnames=(LABEL,),
                                                 registry=registry)
+                for name, (kind, text) in _FAMILIES.items()}
+        return _registered[registry]
+
+
+class Metrics:
+    """One model's series of the wm_* families on `registry`, labelled model=`name`."""
+
+    def __init__(self, registry: Any, name: str) -> None:
+        self.registry, self.name = registry, name
+        series = {}
+        for metric, family in families(registry).items():
+            try:  # a rebuilt model with the same name starts its series again
+                family.remove(name)
+            except KeyError:
+                pass
+            series[metric] = family.labels(name)
+        self._series = series
 
     def on_update(self, loss: float, buffer_size: int) -> None:
-        self.updates.inc()
-        self.train_loss.set(loss)
-        self.buffer_size.set(buffer_size)
+        self._series["wm_update_total"].inc()
+        self._series["wm_train_loss"].set(loss)
+        self._series["wm_buffer_size"].set(buffer_size)
 
     def on_surprise(self, value: float) -> None:
-        self.surprise.set(value)
+        self._series["wm_surprise_score"].set(value)
 
     def on_rollout(self, steps: int) -> None:
-        self.rollout_steps.inc(steps)
+        self._series["wm_rollout_steps_total"].inc(steps)
 
 
 class NoMetrics:
@@ -83,19 +115,28 @@ class NoMetrics:
         pass
 
 
-def make_metrics(registry: Any | None) -> Metrics | NoMetrics:
-    """Metrics on `registry`; on a fresh registry when None; off when prometheus_client is
-    missing and no registry was asked for. Asking for one without it raises ImportError."""
+def make_metrics(registry: Any | None, name: str) -> Metrics | NoMetrics:
+    """Metrics labelled `name` on `registry`; on a fresh registry when None; off when
+    prometheus_client is missing and no registry was asked for (asking for one without it
+    raises ImportError)."""
     if registry is None:
         if not prometheus_available():
             return NoMetrics()
         registry = new_registry()
-    return Metrics(registry)
+    return Metrics(registry, name)
 
 
-def read_metrics(registry: Any | None) -> dict[str, float]:
-    """Current value of each wm_* metric on `registry` ({} when metrics are off)."""
+def read_metrics(registry: Any | None, model: str | None = None) -> dict[str, float]:
+    """The current value of each wm_* metric of `model` on `registry` ({} when metrics are
+    off). `model` may be left out when the registry holds one model's metrics."""
     if registry is None:
         return {}
-    values = {name: registry.get_sample_value(name) for name in METRIC_NAMES}
+    names = sorted({sample.labels[LABEL] for family in registry.collect()
+                    for sample in family.samples
+                    if sample.name in METRIC_NAMES and LABEL in sample.labels})
+    if model is None:
+        if len(names) > 1:
+            raise ValueError(f"model: the registry holds the metrics of {names}; name one")
+        model = names[0] if names else ""
+    values = {name: registry.get_sample_value(name, {LABEL: model}) for name in METRIC_NAMES}
     return {name: float(value) for name, value in values.items() if value is not None}

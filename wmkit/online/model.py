@@ -1,42 +1,81 @@
-"""`OnlineWorldModel`: the async service that learns one transition at a time.
+"""`OnlineWorldModel`: the async service, a thin adapter over a core world model.
 
-How the history window is built (LSTM and TRANSFORMER read W = 8 pairs; MLP and ENSEMBLE
-read only the current pair, W = 1):
+The service owns no network, buffer, normalisation or loss of its own. It holds
 
-- The model remembers the real trajectory it is being trained on: the last W - 1
-  (observation, action) pairs passed to `update`, and the `actual_next_obs` of the latest one.
+- a core world model (`backends.py`: `wm.MLPWorldModel`, `wm.EnsembleWorldModel`,
+  `wm.LSTMWorldModel` or `wm.TransformerWorldModel`), asked through `filter` and `imagine`;
+- one `wm.ReplayBuffer` of the real transitions (`max_size=config.max_buffer_size`: a ring);
+- the buffer's statistics as the model's normalisation (`set_normalizer(buffer.stats())`
+  after every stored transition from the second one on; once the buffer holds more than
+  1,000 rows, after every len(buffer) // 1,000-th, since a full pass over 100,000 rows costs
+  more than the gradient step and the statistics of so many rows barely move);
+- an Adam optimiser stepping on the core model's own `loss`, with `wm.done_weight(buffer)`
+  (refreshed with the statistics).
+
+`update` takes one gradient step on the new transition plus replayed ones (31 rows for the
+Markov backends; for the LSTM and the Transformer, the new row's window of the last 8 rows plus
+3 windows of 8 drawn from the buffer), then stores it.
+
+How a belief is built (the LSTM and the Transformer read the last W = 8 real steps; the MLP
+and the ensemble only the current observation):
+
+- The service remembers the real trajectory it is trained on: the last W - 1 (observation,
+  action) pairs passed to `update`, and the `actual_next_obs` of the latest one.
 - A query *continues* that trajectory when its observation equals that remembered next
-  observation (exactly: it is the same floats the caller got from the environment). Then the
-  window is the remembered pairs followed by the query's pair; otherwise (a new episode, or
-  a "what if" about some other state) the window is the query's pair alone, left-padded.
-- `predict` and `surprise` build the window this way and change nothing.
-- `update` builds the same window for the new transition (so training sees exactly what
-  prediction saw), stores it in the replay buffer, then appends the pair to the remembered
-  trajectory; an `actual_done` ends the trajectory (the next query starts a fresh window).
-- `dream_rollout` starts from that window (when `initial_obs` continues the trajectory) and
-  slides it forward over its own imagined pairs; the remembered trajectory is left untouched.
+  observation (exactly: the same floats the caller got from the environment). Then the belief
+  is `filter`ed through the remembered pairs and the query's observation; otherwise (a new
+  episode, or a "what if" about some other state) from the query's observation alone.
+- `predict` and `surprise` build the belief this way and change nothing; `update` appends the
+  pair to the remembered trajectory; an `actual_done` ends it.
+- `dream_rollout` imagines from that belief; the remembered trajectory is left untouched.
 
-Every method takes the model's asyncio lock, so concurrent calls are serialised.
+The numbers it reports, in one vocabulary with the rest of the kit:
+
+- `surprise(inp, actual_next_obs)`: the mean squared error between the predicted and the real
+  next observation, raw units: `wmkit.analysis.surprise.surprise`, the number notebook 04 calls
+  surprise. NaN counts as surprised.
+- `disagreement(inp)`: the ensemble's `EnsembleWorldModel.disagreement`, the members' std of
+  the predicted change in units of the buffer's delta std (0.0 for single networks).
+- `DreamRollout.surprise_score`: the surprise the model *expects* on its dream: the mean over
+  the dream's steps of the members' variance of the predicted next observation, averaged over
+  its dimensions, raw units. If the world moved like one member picked at random, that is the
+  mean `surprise` the dream would meet, so it compares with `surprise` and the threshold.
+  A single network has no measure of its own doubt: 0.0.
+- `ModelOutput.predicted_done`: the termination logit > 0 (the ensemble: the members' mean
+  logit), as `imagine`'s `dones`.
+
+Changed on purpose from the service's first version (its own networks): disagreement was a std
+of the next observation in raw units and `surprise_score` its mean over the dream; dones were
+weighted by sqrt(#alive / #done) capped at 10 (now `wm.done_weight`: #alive / #done, capped
+at 100); the reward loss was a squared error in raw units (now the models' Huber in units of
+the buffer's reward std); statistics were running (Welford) ones, not the buffer's.
+
+Reliability: every method does its model work under one `threading.Lock`, so the service is
+safe from several threads, each with its own event loop. A value beyond float32's range is
+refused with a ValueError; an update whose loss is not finite is skipped (nothing changes,
+the transition is not stored, a RuntimeWarning says so); `restore` checks the whole snapshot
+before it changes anything (`snapshot.py`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import math
+import threading
+import warnings
 from collections import OrderedDict, deque
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
 
-from .buffer import Transition, TransitionBuffer, stack
+from ..analysis.surprise import surprise as surprise_of
+from ..buffer import ReplayBuffer
+from ..models.ensemble import EnsembleWorldModel
+from ..train import done_weight
+from .backends import SEQUENCE_WINDOW, build_core, context_window
 from .metrics import make_metrics
-from .networks import context_window, make_network
-from .normalise import RunningStats
+from .snapshot import SNAPSHOT_FORMAT, Snapshot, encode, read_snapshot
 from .types import (
     DreamRollout,
     ModelInput,
@@ -44,66 +83,67 @@ from .types import (
     WorldModelConfig,
     as_action,
     as_float,
-    as_observation,
+    check_action,
+    check_float32,
+    check_observation,
 )
 
-BATCH_SIZE = 32          # the new transition + 31 replayed ones per gradient step
-MAX_DONE_WEIGHT = 10.0   # cap on the BCE weight of a done (dones are rare: ~1 in 20 steps)
-GRAD_CLIP = 10.0         # one odd transition must not wreck an online learner
-SNAPSHOT_FORMAT = "wmkit.online/1"
+BATCH_ROWS = 32  # rows per gradient step: the new transition and replayed ones
+REFRESH_ROWS = 1_000  # statistics are refreshed every len(buffer) // REFRESH_ROWS updates
+GRAD_CLIP = 10.0  # one odd transition must not wreck an online learner
 
 
-def _mse(a: Sequence[float], b: Sequence[float]) -> float:
-    return float(np.mean((np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64))
-                         ** 2))
-
-
-def _default_device(device: str | torch.device | None) -> torch.device:
-    return torch.device(device if device is not None else
-                        ("cuda" if torch.cuda.is_available() else "cpu"))
+def _mse(predicted: Sequence[float], actual: Sequence[float]) -> float:
+    """The kit's surprise of two observations, in float64 (exact for the service's floats)."""
+    as_tensor = torch.tensor
+    return float(surprise_of(as_tensor(predicted, dtype=torch.float64),
+                             as_tensor(actual, dtype=torch.float64)))
 
 
 class OnlineWorldModel:
     """A world model trained online, one real transition per `update`, served asynchronously.
 
-    Predicts the *change* in observation in units of its running (Welford) statistics, plus
-    a reward and a done logit. Implements the `WorldModel` protocol; build it with
-    `build_world_model`.
-
-    Attributes a caller reads: `config`, `step_count` (updates so far), `buffer_size`,
-    `replan_needed` (set by `surprise` above `config.surprise_threshold`; clear it yourself
-    after re-planning), `last_surprise`, `registry` (the prometheus registry, or None when
-    metrics are off) and `network`.
+    Implements the `WorldModel` protocol of `wmkit.online`; build it with `build_world_model`.
+    Attributes a caller reads: `config`, `name` (its metrics label), `step_count` (updates so
+    far), `buffer_size`, `replan_needed` (set by `surprise` above `config.surprise_threshold`,
+    or NaN; clear it yourself after re-planning), `last_surprise`, `registry` (prometheus, or
+    None when metrics are off), `world_model` (the core model) and `buffer`.
     """
 
     def __init__(self, config: WorldModelConfig | None = None, *, registry: Any | None = None,
-                 seed: int = 0, device: str | torch.device | None = None) -> None:
+                 seed: int = 0, device: str | torch.device | None = None,
+                 name: str | None = None) -> None:
         config = config if config is not None else WorldModelConfig()
         if not isinstance(config, WorldModelConfig):
             raise ValueError(f"config: expected a WorldModelConfig, got {type(config).__name__}")
+        if name is not None and (not isinstance(name, str) or not name):
+            raise ValueError(f"name: expected a non-empty str, got {name!r}")
         self.config = config
         self.seed = as_action("seed", seed)
-        self.device = _default_device(device)
+        self.name = name or config.backend.name.lower()
         self.window = context_window(config.backend)
-        with torch.random.fork_rng(devices=[]):  # seed the init without touching global RNG
-            torch.manual_seed(self.seed)
-            self.network = make_network(config).to(self.device)
-        self.optimizer = torch.optim.Adam(self.network.parameters(), lr=config.learning_rate)
-        self.obs_stats = RunningStats(config.obs_dim)
-        self.delta_stats = RunningStats(config.obs_dim)
-        self.buffer = TransitionBuffer(config.max_buffer_size, seed=self.seed)
+        self.world_model = build_core(config, self.seed, device)
+        self.world_model.eval()
+        self._lock = threading.Lock()
+        self._metrics = make_metrics(registry, self.name)
+        self._reset_state()
+
+    def _reset_state(self) -> None:
+        """An empty buffer, a fresh optimiser and no memory of the trajectory."""
+        spec = self.world_model.action_spec
+        self.buffer = ReplayBuffer(self.config.obs_dim, spec, capacity=256,
+                                   max_size=self.config.max_buffer_size)
+        self._generator = torch.Generator().manual_seed(self.seed)
+        self._optimizer = torch.optim.Adam(self.world_model.parameters(),
+                                           lr=self.config.learning_rate)
         self.step_count = 0
-        self.done_count = 0
+        self._done_weight = 1.0  # wm.done_weight of the buffer at the last refresh
         self.replan_needed = False
         self.last_surprise = 0.0
-        # The real trajectory being learned (see the module docstring).
         self._history: deque[tuple[tuple[float, ...], int]] = deque(maxlen=self.window - 1)
         self._last_next_obs: tuple[float, ...] | None = None
-        # Last ground truth seen in `update` for each input (bounded like the buffer).
+        # The last ground truth seen in `update` for each input (bounded like the buffer).
         self._ground_truth: OrderedDict[ModelInput, tuple[float, ...]] = OrderedDict()
-        self._metrics = make_metrics(registry)
-        self._lock: asyncio.Lock | None = None
-        self._lock_loop: asyncio.AbstractEventLoop | None = None
 
     # ------------------------------------------------------------------ small helpers
 
@@ -116,137 +156,93 @@ class OnlineWorldModel:
     def buffer_size(self) -> int:
         return len(self.buffer)
 
-    def _locked(self) -> asyncio.Lock:
-        # One lock per model. An asyncio.Lock belongs to one event loop, so it is re-made if
-        # the model is later used from another loop (e.g. successive asyncio.run calls).
-        loop = asyncio.get_running_loop()
-        if self._lock is None or self._lock_loop is not loop:
-            self._lock, self._lock_loop = asyncio.Lock(), loop
-        return self._lock
+    @property
+    def device(self) -> torch.device:
+        return self.world_model.device
 
     def _check_input(self, inp: Any) -> ModelInput:
         if not isinstance(inp, ModelInput):
             raise ValueError(f"inp: expected a ModelInput, got {type(inp).__name__}")
-        self._check_obs("observation", inp.observation)
-        self._check_act("action", inp.action)
+        check_observation("observation", inp.observation, self.config.obs_dim)
+        check_action("action", inp.action, self.config.action_dim)
         return inp
-
-    def _check_obs(self, name: str, value: Any) -> tuple[float, ...]:
-        obs = as_observation(name, value)
-        if len(obs) != self.config.obs_dim:
-            raise ValueError(f"{name}: expected length obs_dim={self.config.obs_dim}, "
-                             f"got {len(obs)}")
-        return obs
-
-    def _check_act(self, name: str, value: Any) -> int:
-        action = as_action(name, value)
-        if not 0 <= action < self.config.action_dim:
-            raise ValueError(f"{name}: expected an int in [0, {self.config.action_dim}), "
-                             f"got {action}")
-        return action
 
     def _past_for(self, obs: tuple[float, ...]) -> list[tuple[tuple[float, ...], int]]:
         """The remembered pairs before `obs` if it continues the real trajectory, else []."""
-        if self.window > 1 and self._last_next_obs is not None and obs == self._last_next_obs:
+        if self._last_next_obs is not None and obs == self._last_next_obs:
             return list(self._history)
         return []
 
-    def _raw_window(self, past: list[tuple[tuple[float, ...], int]], obs: tuple[float, ...],
-                    action: int) -> tuple[np.ndarray, np.ndarray]:
-        """Left-padded raw window: observations (W, obs_dim), actions (W,) with -1 as pad."""
-        pairs = (past + [(obs, action)])[-self.window:]
-        window_obs = np.zeros((self.window, self.config.obs_dim), dtype=np.float32)
-        window_actions = np.full(self.window, -1, dtype=np.int64)
-        start = self.window - len(pairs)
-        window_obs[start:] = [o for o, _ in pairs]
-        window_actions[start:] = [a for _, a in pairs]
-        return window_obs, window_actions
-
-    def _normalisers(self) -> dict[str, torch.Tensor]:
-        """The running statistics as float32 tensors, each (obs_dim,): read once per call."""
-        def as_tensor(array: np.ndarray) -> torch.Tensor:
-            return torch.as_tensor(array, dtype=torch.float32, device=self.device)
-        return {"obs_mean": as_tensor(self.obs_stats.center),
-                "obs_std": as_tensor(self.obs_stats.std),
-                "delta_mean": as_tensor(self.delta_stats.center),
-                "delta_std": as_tensor(self.delta_stats.std)}
-
-    def _featurise(self, window_obs: torch.Tensor, window_actions: torch.Tensor,
-                   norm: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Raw windows -> network input.
-
-        window_obs: (B, W, obs_dim) float; window_actions: (B, W) long, -1 for padding.
-        Returns (B, W, F): normalised obs, one-hot action, real-pair flag; zeros at padding.
-        """
-        mean, std = norm["obs_mean"], norm["obs_std"]
-        real = (window_actions >= 0).unsqueeze(-1).float()  # (B, W, 1)
-        one_hot = F.one_hot(window_actions.clamp(min=0), self.config.action_dim).float()
-        features = torch.cat([(window_obs - mean) / std, one_hot, torch.ones_like(real)], -1)
-        return features * real
-
-    def _decode(self, raw: torch.Tensor, obs: torch.Tensor,
-                norm: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Network output (M, B, obs_dim + 2) at current observations `obs` (B, obs_dim) ->
-        next_obs (B, obs_dim) (member mean), reward (B,), done_prob (B,) and
-        disagreement (B,) (std across members of next_obs, averaged over dimensions)."""
-        d = self.config.obs_dim
-        members_next = obs + raw[..., :d] * norm["delta_std"] + norm["delta_mean"]  # (M, B, d)
-        disagreement = (members_next.std(0, unbiased=False).mean(-1) if raw.shape[0] > 1
-                        else torch.zeros(raw.shape[1], device=self.device))
-        return {
-            "next_obs": members_next.mean(0),
-            "reward": raw[..., d].mean(0),
-            "done_prob": torch.sigmoid(raw[..., d + 1]).mean(0),
-            "disagreement": disagreement,
-        }
+    def _belief(self, obs: tuple[float, ...]) -> Any:
+        """The core model's belief after `obs` (and the remembered pairs it continues)."""
+        state, previous = None, None
+        for past_obs, action in self._past_for(obs):
+            state = self.world_model.filter(state, previous, past_obs)
+            previous = action
+        return self.world_model.filter(state, previous, obs)
 
     @torch.no_grad()
-    def _predict_one(self, inp: ModelInput) -> tuple[ModelOutput, float]:
-        """The prediction for `inp` and the ensemble disagreement behind it."""
-        window_obs, window_actions = self._raw_window(self._past_for(inp.observation),
-                                                      inp.observation, inp.action)
-        obs_t = torch.as_tensor(window_obs[None], device=self.device)
-        act_t = torch.as_tensor(window_actions[None], device=self.device)
-        norm = self._normalisers()
-        out = self._decode(self.network(self._featurise(obs_t, act_t, norm)), obs_t[:, -1], norm)
-        next_obs = tuple(out["next_obs"][0].double().cpu().tolist())
+    def _imagine(self, obs: tuple[float, ...], actions: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Dream N sequences `actions` (N, H) from `obs`: next_obs (N, H, D), reward (N, H),
+        done (N, H) and expected surprise (N, H), all float64/bool on the CPU."""
+        model = self.world_model
+        rollout = model.imagine(self._belief(obs), actions.to(model.device), check=False)
+        expected = torch.zeros(rollout.rewards.shape, dtype=torch.float64)
+        if isinstance(model, EnsembleWorldModel):
+            n, horizon = actions.shape
+            members = model.predict_members(
+                rollout.observations[:, :-1].reshape(n * horizon, -1),
+                rollout.actions.reshape(n * horizon))
+            variance = members.next_obs.double().var(0, correction=0).mean(-1)
+            expected = variance.reshape(n, horizon).cpu()
+        return {"next_obs": rollout.observations[:, 1:].double().cpu(),
+                "reward": rollout.rewards.double().cpu(), "done": rollout.dones.cpu(),
+                "expected": expected}
+
+    def _predict_one(self, inp: ModelInput) -> ModelOutput:
+        dream = self._imagine(inp.observation, torch.tensor([[inp.action]]))
+        next_obs = tuple(dream["next_obs"][0, 0].tolist())
         truth = self._ground_truth.get(inp)
-        output = ModelOutput(
+        return ModelOutput(
             next_observation=next_obs,
-            predicted_reward=float(out["reward"][0]),
-            predicted_done=bool(out["done_prob"][0] > 0.5),
+            predicted_reward=float(dream["reward"][0, 0]),
+            predicted_done=bool(dream["done"][0, 0]),
             prediction_error=_mse(next_obs, truth) if truth is not None else 0.0,
         )
-        return output, float(out["disagreement"][0])
 
     # ------------------------------------------------------------------ the service
 
     async def predict(self, inp: ModelInput) -> ModelOutput:
         """One imagined step for `inp`; see `ModelOutput` for `prediction_error`."""
         inp = self._check_input(inp)
-        async with self._locked():
-            return self._predict_one(inp)[0]
+        with self._lock:
+            return self._predict_one(inp)
 
     async def disagreement(self, inp: ModelInput) -> float:
-        """Std across ensemble members of the predicted next observation, averaged over its
-        dimensions (raw units); 0.0 for the single-network backends."""
+        """How much the ensemble's members disagree on the next observation after `inp`:
+        `EnsembleWorldModel.disagreement`, in units of the buffer's delta std (the same
+        number notebook 04 shows); 0.0 for the single-network backends."""
         inp = self._check_input(inp)
-        async with self._locked():
-            return self._predict_one(inp)[1]
+        model = self.world_model
+        if not isinstance(model, EnsembleWorldModel):
+            return 0.0
+        with self._lock, torch.no_grad():
+            obs = torch.tensor([inp.observation], device=model.device)
+            return float(model.disagreement(obs, torch.tensor([inp.action], device=obs.device)))
 
     async def surprise(self, inp: ModelInput, actual_next_obs: Sequence[float]) -> float:
-        """MSE between the predicted and the real next observation (raw units).
+        """The surprise of the real next observation: the MSE between prediction and
+        `actual_next_obs`, raw units (`wmkit.analysis.surprise.surprise`).
 
-        Above `config.surprise_threshold` it sets `replan_needed`, which stays set until the
-        caller clears it. Also sets the `wm_surprise_score` gauge.
+        Above `config.surprise_threshold`, or NaN, it sets `replan_needed`, which stays set
+        until the caller clears it. Also sets the `wm_surprise_score` gauge.
         """
         inp = self._check_input(inp)
-        actual = self._check_obs("actual_next_obs", actual_next_obs)
-        async with self._locked():
-            predicted = self._predict_one(inp)[0].next_observation
-            value = _mse(predicted, actual)
+        actual = check_observation("actual_next_obs", actual_next_obs, self.config.obs_dim)
+        with self._lock:
+            value = _mse(self._predict_one(inp).next_observation, actual)
             self.last_surprise = value
-            if value > self.config.surprise_threshold:
+            if not value <= self.config.surprise_threshold:  # NaN is a surprise too
                 self.replan_needed = True
             self._metrics.on_surprise(value)
             return value
@@ -256,108 +252,107 @@ class OnlineWorldModel:
         """Imagine taking `action_sequence` from `initial_obs`, without touching the world.
 
         The horizon is `len(action_sequence)`; the dream stops at the first predicted done
-        (that step included), so it has min(horizon, first done) steps.
-        `surprise_score` is the mean ensemble disagreement over the kept steps (0.0 for
-        single networks). An ensemble dreams one trajectory: each step feeds the members'
-        mean prediction back in.
+        (that step included), so it has min(horizon, first done) steps. `surprise_score` is
+        the surprise the model expects on the kept steps (see the module docstring).
         """
         return (await self.dream_rollouts(initial_obs, [action_sequence]))[0]
 
     async def dream_rollouts(self, initial_obs: Sequence[float],
                              action_sequences: Sequence[Sequence[int]]) -> list[DreamRollout]:
-        """`dream_rollout` for N action sequences of the same length H at once: one network
-        call per imagined step for all of them (batched, no loop over sequences)."""
-        obs = self._check_obs("initial_obs", initial_obs)
-        sequences = [[self._check_act("action_sequence", a) for a in self._as_list(seq)]
-                     for seq in self._as_list(action_sequences, "action_sequences")]
+        """`dream_rollout` for N action sequences of the same length H at once: one batched
+        `imagine` of the core model (no loop over sequences)."""
+        obs = check_observation("initial_obs", initial_obs, self.config.obs_dim)
+        sequences = [[check_action("action_sequence", a, self.config.action_dim)
+                      for a in _as_list(seq)]
+                     for seq in _as_list(action_sequences, "action_sequences")]
         lengths = {len(seq) for seq in sequences}
         if not sequences or 0 in lengths or len(lengths) != 1:
             raise ValueError("action_sequence: expected one or more actions, and action "
                              f"sequences of a single length, got lengths {sorted(lengths)}")
-        async with self._locked():
-            rollouts = self._imagine(obs, torch.tensor(sequences, device=self.device))
+        with self._lock:
+            dream = self._imagine(obs, torch.tensor(sequences))
+            rollouts = [_cut(dream, i) for i in range(len(sequences))]
             self._metrics.on_rollout(sum(len(r.steps) for r in rollouts))
             return rollouts
 
-    @staticmethod
-    def _as_list(value: Any, name: str = "action_sequence") -> list[Any]:
-        if hasattr(value, "tolist"):
-            value = value.tolist()
-        if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
-            raise ValueError(f"{name}: expected a sequence, got {type(value).__name__}")
-        return list(value)
-
-    @torch.no_grad()
-    def _imagine(self, obs: tuple[float, ...], actions: torch.Tensor) -> list[DreamRollout]:
-        """Dream N sequences `actions` (N, H) from `obs`; all H steps are computed (batched),
-        then each dream is cut after its first predicted done."""
-        n, horizon = actions.shape
-        window_obs, window_actions = self._raw_window(self._past_for(obs), obs, 0)
-        # (N, W, ...) windows; the last slot is overwritten with each step's (obs, action)
-        w_obs = torch.as_tensor(window_obs, device=self.device).expand(n, -1, -1).clone()
-        w_act = torch.as_tensor(window_actions, device=self.device).expand(n, -1).clone()
-        current = w_obs[:, -1]  # (N, obs_dim)
-        norm = self._normalisers()
-        steps: list[dict[str, torch.Tensor]] = []
-        for t in range(horizon):
-            w_act[:, -1] = actions[:, t]
-            out = self._decode(self.network(self._featurise(w_obs, w_act, norm)), current, norm)
-            steps.append(out)
-            current = out["next_obs"]
-            # slide: drop the oldest pair, the imagined next observation becomes current
-            w_obs = torch.cat([w_obs[:, 1:], current[:, None]], 1)
-            w_act = torch.cat([w_act[:, 1:], torch.zeros_like(w_act[:, :1])], 1)
-        next_obs = torch.stack([s["next_obs"] for s in steps], 1).double().cpu()  # (N, H, d)
-        reward = torch.stack([s["reward"] for s in steps], 1).double().cpu()      # (N, H)
-        done = torch.stack([s["done_prob"] for s in steps], 1).cpu() > 0.5        # (N, H)
-        doubt = torch.stack([s["disagreement"] for s in steps], 1).double().cpu()  # (N, H)
-        rollouts = []
-        for i in range(n):  # only packaging into dataclasses loops over sequences
-            dones = torch.nonzero(done[i]).flatten()
-            length = int(dones[0]) + 1 if len(dones) else horizon
-            outputs = tuple(
-                ModelOutput(tuple(next_obs[i, t].tolist()), float(reward[i, t]),
-                            bool(done[i, t]), 0.0)
-                for t in range(length)
-            )
-            rollouts.append(DreamRollout(
-                steps=outputs,
-                total_imagined_reward=float(sum(step.predicted_reward for step in outputs)),
-                surprise_score=float(doubt[i, :length].mean()),
-            ))
-        return rollouts
-
     async def update(self, inp: ModelInput, actual_next_obs: Sequence[float],
                      actual_reward: float, actual_done: bool) -> float:
-        """Learn from one real transition: one gradient step on it plus a replayed minibatch.
+        """Learn from one real transition: one gradient step of the core model's own `loss`
+        on it and replayed rows, then store it. Returns that loss (before the step).
 
-        Returns the loss of that step (before the step): MSE of the normalised change in
-        observation + MSE of the reward + BCE of the done logit, weighted by
-        sqrt(not-done count / done count) so that rare dones still matter. (The full ratio
-        balances the classes but makes the model cry "done" too early, and a planner then
-        sees every dream end at once; the square root is a common compromise.)
+        A loss that is not finite skips the step: nothing changes, the transition is not
+        stored, and a RuntimeWarning says so (the non-finite loss is returned).
         """
         inp = self._check_input(inp)
-        next_obs = self._check_obs("actual_next_obs", actual_next_obs)
+        next_obs = check_observation("actual_next_obs", actual_next_obs, self.config.obs_dim)
         reward = as_float("actual_reward", actual_reward)
+        check_float32("actual_reward", [reward])
         if not isinstance(actual_done, (bool, np.bool_)):
             raise ValueError(f"actual_done: expected a bool, got {actual_done!r}")
         done = bool(actual_done)
-        async with self._locked():
-            window_obs, window_actions = self._raw_window(
-                self._past_for(inp.observation), inp.observation, inp.action)
-            new = Transition(window_obs, window_actions, np.asarray(next_obs, np.float32),
-                             reward, done)
-            obs_arr = np.asarray(inp.observation, dtype=np.float64)
-            self.obs_stats.add(obs_arr)
-            self.delta_stats.add(np.asarray(next_obs, dtype=np.float64) - obs_arr)
-            self.done_count += int(done)
-            loss = self._train_step([new] + self.buffer.sample(BATCH_SIZE - 1))
-            self.buffer.add(new)
+        with self._lock:
+            continues = self._last_next_obs is not None and inp.observation == self._last_next_obs
+            row = self._row(inp, next_obs, reward, done, first=not continues)
+            model = self.world_model
+            model.train()
+            try:
+                losses = model.loss(self._batch(row), self._done_weight)
+                loss = losses["total"].item()
+                if math.isfinite(loss):
+                    self._optimizer.zero_grad(set_to_none=True)
+                    losses["total"].backward()
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
+                    self._optimizer.step()
+            finally:
+                model.eval()
+            if not math.isfinite(loss):
+                warnings.warn(f"update: the loss is {loss} on this transition; the step was "
+                              "skipped and the transition not stored", RuntimeWarning,
+                              stacklevel=2)
+                return loss
+            self.buffer.add(inp.observation, inp.action, reward, next_obs, done)
             self.step_count += 1
+            if self.step_count % max(1, len(self.buffer) // REFRESH_ROWS) == 0:
+                self._refresh_statistics()
             self._remember(inp, next_obs, done)
             self._metrics.on_update(loss, len(self.buffer))
             return loss
+
+    def _row(self, inp: ModelInput, next_obs: tuple[float, ...], reward: float, done: bool,
+             first: bool) -> dict[str, torch.Tensor]:
+        """The new transition as one buffer row (fields as `ReplayBuffer` gives them)."""
+        return {"obs": torch.tensor([inp.observation]), "action": torch.tensor([inp.action]),
+                "reward": torch.tensor([reward]), "next_obs": torch.tensor([next_obs]),
+                "terminated": torch.tensor([done]), "truncated": torch.tensor([False]),
+                "is_first": torch.tensor([first])}
+
+    def _batch(self, row: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The new row and replayed ones, shaped for the core model's `loss`: rows (B, ...)
+        for the Markov models; windows (B, L, ...) for the memory models, the first one the
+        new row's (its last L - 1 predecessors in the buffer, then the row itself)."""
+        n = len(self.buffer)
+        if self.world_model.batches == "transitions":
+            parts = [row]
+            if n:
+                parts.append(self.buffer.sample(BATCH_ROWS - 1, self._generator))
+        else:
+            length = min(SEQUENCE_WINDOW, n + 1)
+            newest = {key: torch.cat([self.buffer[n - length + 1: n][key], value])[None]
+                      for key, value in row.items()}
+            parts = [newest]
+            windows = BATCH_ROWS // SEQUENCE_WINDOW - 1
+            if n >= length:
+                drawn = self.buffer.sample_sequences(windows, length, self._generator)
+                parts.append({key: drawn[key] for key in row})
+        device = self.world_model.device
+        return {key: torch.cat([part[key] for part in parts]).to(device) for key in row}
+
+    def _refresh_statistics(self) -> None:
+        """The buffer's statistics into the model, and its done weight (one row has no
+        spread: until two, the identity statistics and a weight of 1 stay)."""
+        if len(self.buffer) >= 2:
+            self.world_model.set_normalizer(self.buffer.stats())
+            self._done_weight = done_weight(self.buffer)
 
     def _remember(self, inp: ModelInput, next_obs: tuple[float, ...], done: bool) -> None:
         if not self._past_for(inp.observation):
@@ -370,60 +365,24 @@ class OnlineWorldModel:
         while len(self._ground_truth) > self.config.max_buffer_size:
             self._ground_truth.popitem(last=False)
 
-    def _train_step(self, transitions: list[Transition]) -> float:
-        batch = stack(transitions)
-        d = self.config.obs_dim
-        w_obs = torch.as_tensor(batch.window_obs, device=self.device)        # (B, W, d)
-        w_act = torch.as_tensor(batch.window_actions, device=self.device)    # (B, W)
-        next_obs = torch.as_tensor(batch.next_obs, device=self.device)       # (B, d)
-        reward = torch.as_tensor(batch.reward, device=self.device)           # (B,)
-        done = torch.as_tensor(batch.done, device=self.device)               # (B,)
-        norm = self._normalisers()
-        target = (next_obs - w_obs[:, -1] - norm["delta_mean"]) / norm["delta_std"]  # (B, d)
-        raw = self.network(self._featurise(w_obs, w_act, norm))              # (M, B, d + 2)
-        not_done = self.step_count + 1 - self.done_count
-        done_weight = min(max(math.sqrt(not_done / max(self.done_count, 1)), 1.0),
-                          MAX_DONE_WEIGHT)
-        loss = (
-            F.mse_loss(raw[..., :d], target.expand_as(raw[..., :d]))
-            + F.mse_loss(raw[..., d], reward.expand_as(raw[..., d]))
-            + F.binary_cross_entropy_with_logits(
-                raw[..., d + 1], done.expand_as(raw[..., d + 1]),
-                pos_weight=torch.tensor(done_weight, device=self.device))
-        )
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(self.network.parameters(), GRAD_CLIP)
-        self.optimizer.step()
-        return float(loss.detach())
-
     # ------------------------------------------------------------------ snapshots
 
     async def snapshot(self) -> dict[str, Any]:
-        """A JSON-serialisable dict of everything predictions depend on.
-
-        Keys: format, config (backend by name), seed, step_count, buffer_size, done_count,
-        weights ({name: {shape, dtype, data (base64 of float32 bytes)}}), obs_stats,
-        delta_stats, history, last_next_obs, ground_truth ([[obs, action, next_obs], ...]).
-        The replay buffer's contents and the optimiser's moments are not included: a restored
-        model predicts exactly as the original but trains on from an empty buffer.
-        """
-        async with self._locked():
-            weights = {}
-            for name, tensor in self.network.state_dict().items():
-                array = tensor.detach().cpu().contiguous().numpy()
-                weights[name] = {"shape": list(array.shape), "dtype": str(array.dtype),
-                                 "data": base64.b64encode(array.tobytes()).decode("ascii")}
+        """A JSON-serialisable dict of everything predictions and training depend on (the
+        optimiser's moments aside): see `wmkit.online.snapshot` for the keys."""
+        with self._lock:
+            state = self.world_model.state_dict()
+            rows = self.buffer.tensors()
             return {
                 "format": SNAPSHOT_FORMAT,
                 "config": self.config.to_dict(),
                 "seed": self.seed,
                 "step_count": self.step_count,
                 "buffer_size": len(self.buffer),
-                "done_count": self.done_count,
-                "weights": weights,
-                "obs_stats": self.obs_stats.to_dict(),
-                "delta_stats": self.delta_stats.to_dict(),
+                "weights": {name: encode(value) for name, value in state.items()
+                            if isinstance(value, torch.Tensor)},
+                "buffer": {name: encode(rows[name]) for name in
+                           ("obs", "action", "reward", "next_obs", "terminated", "truncated")},
                 "history": [[list(obs), action] for obs, action in self._history],
                 "last_next_obs": (list(self._last_next_obs) if self._last_next_obs is not None
                                   else None),
@@ -432,76 +391,87 @@ class OnlineWorldModel:
             }
 
     async def restore(self, snapshot: dict[str, Any]) -> None:
-        """Load a `snapshot()` of a model with an equal config; ValueError otherwise."""
-        async with self._locked():
-            self._load(snapshot)
-
-    @classmethod
-    def from_snapshot(cls, snapshot: dict[str, Any], *, registry: Any | None = None,
-                      device: str | torch.device | None = None) -> OnlineWorldModel:
-        """A new model built from the snapshot's own config, with its state loaded."""
-        _require_keys(snapshot)
-        config = WorldModelConfig.from_dict(snapshot["config"])
-        model = cls(config, registry=registry, seed=int(snapshot.get("seed", 0)), device=device)
-        model._load(snapshot)
-        return model
-
-    def _load(self, snapshot: dict[str, Any]) -> None:
-        _require_keys(snapshot)
-        theirs = WorldModelConfig.from_dict(snapshot["config"])
-        if theirs != self.config:
+        """Load a `snapshot()` of a model with an equal config. Every field is checked first:
+        a ValueError leaves this model exactly as it was."""
+        checked = read_snapshot(snapshot)
+        if checked.config != self.config:
             diffs = [f"{key}: {value!r} != {mine!r}" for (key, value), mine
-                     in zip(theirs.to_dict().items(), self.config.to_dict().values())
+                     in zip(checked.config.to_dict().items(), self.config.to_dict().values())
                      if value != mine]
             raise ValueError("snapshot: its config does not match this model's "
                              f"(snapshot vs model: {'; '.join(diffs)})")
-        own = self.network.state_dict()
-        state = {}
-        for name, entry in snapshot["weights"].items():
-            if name not in own:
-                raise ValueError(f"snapshot: unexpected weight {name!r}")
-            array = np.frombuffer(base64.b64decode(entry["data"]), dtype=entry["dtype"])
-            state[name] = torch.as_tensor(array.reshape(entry["shape"]).copy())
-            if state[name].shape != own[name].shape:
-                raise ValueError(f"snapshot: weight {name!r} has shape "
-                                 f"{tuple(state[name].shape)}, expected {tuple(own[name].shape)}")
-        missing = set(own) - set(state)
-        if missing:
-            raise ValueError(f"snapshot: missing weights {sorted(missing)}")
-        self.network.load_state_dict(state)
-        self.obs_stats.load_dict(snapshot["obs_stats"])
-        self.delta_stats.load_dict(snapshot["delta_stats"])
-        self.step_count = int(snapshot["step_count"])
-        self.done_count = int(snapshot.get("done_count", 0))
-        self._history.clear()
-        self._history.extend((tuple(obs), int(action)) for obs, action in snapshot["history"])
-        last = snapshot["last_next_obs"]
-        self._last_next_obs = tuple(last) if last is not None else None
-        self._ground_truth = OrderedDict(
-            (ModelInput(tuple(obs), int(action)), tuple(next_obs))
-            for obs, action, next_obs in snapshot["ground_truth"])
+        buffer = self._buffer_from(checked)
+        with self._lock:
+            self._load(checked, buffer)
+
+    @classmethod
+    def from_snapshot(cls, snapshot: dict[str, Any], *, registry: Any | None = None,
+                      device: str | torch.device | None = None, name: str | None = None
+                      ) -> OnlineWorldModel:
+        """A new model built from the snapshot's own config, once every field is checked
+        (the network's size is checked before it is built)."""
+        checked = read_snapshot(snapshot)
+        model = cls(checked.config, registry=registry, seed=checked.seed, device=device,
+                    name=name)
+        model._load(checked, model._buffer_from(checked))
+        return model
+
+    def _buffer_from(self, checked: Snapshot) -> ReplayBuffer:
+        """The snapshot's replay buffer, rebuilt row by row (its episode starts re-inferred)."""
+        buffer = ReplayBuffer(self.config.obs_dim, self.world_model.action_spec,
+                              capacity=max(1, len(checked.buffer["obs"])),
+                              max_size=self.config.max_buffer_size)
+        rows = checked.buffer
+        for i in range(len(rows["obs"])):
+            buffer.add(rows["obs"][i], int(rows["action"][i]), float(rows["reward"][i]),
+                       rows["next_obs"][i], bool(rows["terminated"][i]),
+                       bool(rows["truncated"][i]))
+        return buffer
+
+    def _load(self, checked: Snapshot, buffer: ReplayBuffer) -> None:
+        """Swap a checked snapshot in (nothing here can fail on the snapshot's contents)."""
+        own = self.world_model.state_dict()
+        self.world_model.load_state_dict({**own, **checked.weights})
+        self._reset_state()
+        self.buffer = buffer
+        if len(buffer) >= 2:  # the statistics came with the weights; the weight from the rows
+            self._done_weight = done_weight(buffer)
+        self.step_count = checked.step_count
+        self._history.extend(checked.history)
+        self._last_next_obs = checked.last_next_obs
+        self._ground_truth = checked.ground_truth
 
 
-_SNAPSHOT_KEYS = ("config", "step_count", "buffer_size", "weights", "obs_stats", "delta_stats",
-                  "history", "last_next_obs", "ground_truth")
+def _as_list(value: Any, name: str = "action_sequence") -> list[Any]:
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise ValueError(f"{name}: expected a sequence, got {type(value).__name__}")
+    return list(value)
 
 
-def _require_keys(snapshot: Any) -> None:
-    if not isinstance(snapshot, dict):
-        raise ValueError(f"snapshot: expected a dict, got {type(snapshot).__name__}")
-    missing = [key for key in _SNAPSHOT_KEYS if key not in snapshot]
-    if missing:
-        raise ValueError(f"snapshot: missing keys {missing}")
+def _cut(dream: dict[str, torch.Tensor], i: int) -> DreamRollout:
+    """Dream `i` of a batch, cut after its first predicted done, as a `DreamRollout`."""
+    done = dream["done"][i]
+    ends = torch.nonzero(done).flatten()
+    length = int(ends[0]) + 1 if len(ends) else len(done)
+    steps = tuple(ModelOutput(tuple(dream["next_obs"][i, t].tolist()),
+                              float(dream["reward"][i, t]), bool(done[t]), 0.0)
+                  for t in range(length))
+    return DreamRollout(steps=steps,
+                        total_imagined_reward=float(sum(step.predicted_reward for step in steps)),
+                        surprise_score=float(dream["expected"][i, :length].mean()))
 
 
 def build_world_model(config: WorldModelConfig | None = None, *, registry: Any | None = None,
-                      seed: int = 0, device: str | torch.device | None = None
-                      ) -> OnlineWorldModel:
+                      seed: int = 0, device: str | torch.device | None = None,
+                      name: str | None = None) -> OnlineWorldModel:
     """A fresh online world model for `config` (default `WorldModelConfig()`).
 
-    registry: a `prometheus_client.CollectorRegistry` for the wm_* metrics; None gives a fresh
-    one per model (metrics off if prometheus_client is missing; asking for a registry without
-    it raises ImportError). seed: fixes the initial weights and replay sampling.
-    device: default CUDA when present, else the CPU.
+    registry: a `prometheus_client.CollectorRegistry` for the wm_* metrics, shared by as many
+    models as you like; None gives a fresh one per model (metrics off if prometheus_client is
+    missing; asking for a registry without it raises ImportError). name: the model's `model`
+    label on the registry (default the backend's name in lower case, e.g. "lstm").
+    seed: fixes the initial weights and replay sampling. device: default CUDA when present.
     """
-    return OnlineWorldModel(config, registry=registry, seed=seed, device=device)
+    return OnlineWorldModel(config, registry=registry, seed=seed, device=device, name=name)

@@ -80,25 +80,7 @@ async def select_action(model: WorldModel, observation: Sequence[float],
 
 
 def replan_steps(surprises: Sequence[float], threshold: float) -> list[int]:
-    """Indices of the steps whose surprise exceeds `threshold`: where an agent re-plans."""
+    """Indices of the steps whose surprise exceeds `threshold`: where an agent re-plans
+    (`wmkit.notebook.replan_explorer` draws them)."""
     values = np.asarray(surprises, dtype=np.float64)
     return np.flatnonzero(values > threshold).tolist()
-
-
-def show_replans(ax: Any, surprises: Sequence[float], threshold: float) -> int:
-    """Draw a surprise trace on the matplotlib Axes `ax`, the threshold as a line and the
-    steps that would trigger a re-plan as dots (the callback of the threshold slider).
-
-    Returns the number of re-plans.
-    """
-    steps = replan_steps(surprises, threshold)
-    values = np.asarray(surprises, dtype=np.float64)
-    ax.clear()
-    ax.semilogy(np.maximum(values, 1e-12), lw=0.8, label="surprise (MSE)")
-    ax.axhline(threshold, color="crimson", ls="--", label=f"threshold {threshold:.2g}")
-    ax.plot(steps, np.maximum(values[steps], 1e-12), ".", color="crimson", ms=4,
-            label=f"re-plans: {len(steps)} of {len(values)} steps")
-    ax.set_xlabel("real step")
-    ax.set_ylabel("surprise")
-    ax.legend(loc="upper right")
-    return len(steps)

@@ -64,6 +64,35 @@ def as_float(name: str, value: Any) -> float:
     return float(value)
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def check_float32(name: str, values: Sequence[float]) -> None:
+    """The models compute in float32: a finite float beyond its range (1e300) would become
+    inf inside them. ValueError naming `name` for such a value."""
+    big = [v for v in values if abs(v) > FLOAT32_MAX]
+    if big:
+        raise ValueError(f"{name}: expected values within float32's range "
+                         f"(|x| <= {FLOAT32_MAX:.3g}), got {big[0]!r}")
+
+
+def check_observation(name: str, value: Any, obs_dim: int) -> tuple[float, ...]:
+    """`value` as an observation of `obs_dim` finite floats within float32's range."""
+    obs = as_observation(name, value)
+    if len(obs) != obs_dim:
+        raise ValueError(f"{name}: expected length obs_dim={obs_dim}, got {len(obs)}")
+    check_float32(name, obs)
+    return obs
+
+
+def check_action(name: str, value: Any, action_dim: int) -> int:
+    """`value` as an int action in [0, action_dim)."""
+    action = as_action(name, value)
+    if not 0 <= action < action_dim:
+        raise ValueError(f"{name}: expected an int in [0, {action_dim}), got {action}")
+    return action
+
+
 @dataclass(frozen=True)
 class ModelInput:
     """One question to the model: "what happens if I take `action` in `observation`?".
@@ -98,8 +127,12 @@ class ModelOutput:
 class DreamRollout:
     """An imagined trajectory: one `ModelOutput` per step, stopped at the first predicted done.
 
-    `surprise_score` is the mean ensemble disagreement over the imagined steps (0.0 for the
-    single-network backends): how much the model itself doubts this dream.
+    `surprise_score` is the surprise the model *expects* on this dream: the mean over its steps
+    of the ensemble members' variance of the predicted next observation (averaged over
+    dimensions, raw units). If the world moved like a member picked at random, that would be
+    the mean `surprise` (MSE) met along the dream, so it reads in the same units as `surprise`
+    and `surprise_threshold`. 0.0 for the single-network backends, which cannot measure their
+    own doubt.
     """
 
     steps: tuple[ModelOutput, ...]
@@ -173,7 +206,8 @@ class WorldModelConfig:
 @runtime_checkable
 class WorldModel(Protocol):
     """An online world model service: ask "what if", dream ahead, learn one transition at a
-    time. All methods are coroutines and share one asyncio lock per model."""
+    time. All methods are coroutines; a model serialises its work with one lock (safe from
+    several threads and event loops)."""
 
     async def predict(self, inp: ModelInput) -> ModelOutput: ...
 

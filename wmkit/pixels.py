@@ -1,0 +1,220 @@
+"""Pixel observations: an env's own rendering, drawn as ink on paper, `size` x `size`.
+
+`make_env("CartPole-v1", pixels=True, size=64)` stacks two wrappers on the env:
+
+1. gymnasium's `AddRenderObservation`: the observation becomes the rendered RGB frame
+   (CartPole: 400 x 600 x 3, about 10 ms a frame on one core);
+2. `InkFrame` (ours): keep the rows where things move (CartPole: the cart's band), mark every
+   pixel that is not paper as ink (1) and the paper as 0, average the ink over `size` x `size`
+   cells, and flatten: an observation of size * size floats in [0, 1], in steps of 1/255 (so
+   a `ReplayBuffer` can keep them as bytes without losing anything).
+
+Why ink on paper: on white paper the cart and pole cover ~5% of the frame, and an autoencoder
+trained on the raw grey levels learned nothing (every code the same; issue 20's measurement)
+until the frame was drawn as ink (background 0, cart and pole 1). Why not gymnasium's
+`GrayscaleObservation` and `ResizeObservation`: the first takes ~33 ms a frame (float64 over the
+whole frame, 3x the rendering) for grey levels that ink throws away, and the second needs opencv,
+which the kit does not depend on; `InkFrame`'s average over cells is what `ResizeObservation`'s
+`INTER_AREA` computes.
+
+`pixel_twin(buffer)` renders the frames of a buffer of CartPole *states*, so the true states
+stay at hand as probe targets (as `hidden_twin` does for notebook 06), and `dream_errors`
+compares a world model's decoded dreams with the real frames.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .utils import check_positive_int
+
+if TYPE_CHECKING:  # buffer.py imports this module (`frame_size`)
+    from .buffer import ReplayBuffer
+
+SIZES = range(16, 257, 16)
+"""Frame sizes `make_env(pixels=True, size=...)` accepts: a multiple of 16 (the convolutional
+encoder halves the frame four times), from 16 to 256. 64 is the default."""
+
+DEFAULT_SIZE = 64
+
+BANDS = {"CartPole": (0.4, 0.8)}
+"""Rows of the rendered frame to keep, as fractions of its height, by env family (the rest of
+the frame: all of it). CartPole's cart runs along row 300 of 400 and its upright pole reaches
+row 172: rows 160 to 320 hold everything that moves."""
+
+PAPER = 240
+"""A pixel whose darkest channel is below this is ink (classic-control envs draw on white)."""
+
+
+def check_size(size: Any) -> int:
+    """`size` as an int in `SIZES` (ValueError naming it otherwise)."""
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or int(size) not in SIZES:
+        raise ValueError(f"size: expected a multiple of 16 from 16 to 256 (e.g. 64), "
+                         f"got {size!r}")
+    return int(size)
+
+
+class InkFrame(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
+    """An RGB frame (H, W, 3) uint8 -> an ink frame, flat: (size * size,) float32 in [0, 1].
+
+    rows: (top, bottom), the band of rows to keep as fractions of the frame's height.
+    Each output cell is the fraction of its area covered by ink, rounded to 1/255.
+    """
+
+    def __init__(self, env: gym.Env, size: int = DEFAULT_SIZE,
+                 rows: tuple[float, float] = (0.0, 1.0)) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, size=size, rows=tuple(rows))
+        super().__init__(env)
+        space = env.observation_space
+        if not isinstance(space, gym.spaces.Box) or space.dtype != np.uint8 \
+                or len(space.shape) != 3 or space.shape[-1] != 3:
+            raise ValueError(f"env: expected RGB frames (H, W, 3) uint8 as observations "
+                             f"(wrap it in AddRenderObservation), got {space}")
+        top, bottom = rows
+        if not 0 <= top < bottom <= 1:
+            raise ValueError(f"rows: expected (top, bottom) with 0 <= top < bottom <= 1, "
+                             f"got {rows!r}")
+        self.size = check_size(size)
+        height = space.shape[0]
+        self.rows = slice(round(top * height), round(bottom * height))
+        self.observation_space = gym.spaces.Box(0.0, 1.0, (self.size * self.size,),
+                                                dtype=np.float32)
+
+    def observation(self, frame: np.ndarray) -> np.ndarray:
+        band = frame[self.rows]
+        # Ink: any channel darker than the paper (three compares: 15x faster than .min(-1)).
+        ink = torch.from_numpy((band[..., 0] < PAPER) | (band[..., 1] < PAPER)
+                               | (band[..., 2] < PAPER))
+        # The mean of the ink over each cell: OpenCV's INTER_AREA, as a torch pooling.
+        cover = F.adaptive_avg_pool2d(ink[None].float(), (self.size, self.size))
+        return (torch.round(cover * 255).flatten().numpy() / np.float32(255)).astype(np.float32)
+
+
+def pixel_env(env: gym.Env, family: str, size: int = DEFAULT_SIZE) -> gym.Env:
+    """`env` (made with render_mode="rgb_array") observing ink frames (see the module doc)."""
+    size = check_size(size)
+    modes = env.metadata.get("render_modes") or []
+    if "rgb_array" not in modes or env.render_mode != "rgb_array":
+        raise ValueError(f"pixels: {env.spec.id if env.spec else env!r} cannot render frames "
+                         f"(render modes {list(modes)}; pixels=True needs 'rgb_array')")
+    env = gym.wrappers.AddRenderObservation(env, render_only=True)
+    return InkFrame(env, size, BANDS.get(family, (0.0, 1.0)))
+
+
+def frame_size(env: gym.Env) -> int | None:
+    """The side of `env`'s frames if it observes ink frames (`InkFrame` among its wrappers),
+    else None."""
+    ink = _find_ink(env)
+    return None if ink is None else ink.size
+
+
+def _find_ink(env: gym.Env) -> InkFrame | None:
+    """The `InkFrame` among `env`'s wrappers, or None."""
+    while isinstance(env, gym.Wrapper):
+        if isinstance(env, InkFrame):
+            return env
+        env = env.env
+    return None
+
+
+def as_frames(obs: Any, size: int) -> torch.Tensor:
+    """Flat observations (..., size * size) -> frames (..., size, size), a float CPU tensor."""
+    obs = torch.as_tensor(obs).detach().float().cpu()
+    if obs.shape[-1:] != (size * size,):
+        raise ValueError(f"obs: expected (..., {size * size}) for {size} x {size} frames, "
+                         f"got {tuple(obs.shape)}")
+    return obs.reshape(*obs.shape[:-1], size, size)
+
+
+# -- frames of known states ------------------------------------------------------------------
+
+
+def render_states(env: gym.Env, states: Any) -> torch.Tensor:
+    """Ink frames (N, size * size) of CartPole states (N, 4), drawn by the pixel env `env`.
+
+    For envs whose observation is their state (CartPole): the state is set, the env renders.
+    The env's own state is put back afterwards.
+    """
+    ink = _find_ink(env)
+    if ink is None:
+        raise ValueError("env: expected a pixel env (make_env(..., pixels=True))")
+    states = np.asarray(torch.as_tensor(states).double().cpu(), dtype=np.float64)
+    if states.ndim != 2 or states.shape[1] != np.asarray(env.unwrapped.state).shape[-1]:
+        raise ValueError(f"states: expected (N, {np.asarray(env.unwrapped.state).shape[-1]}), "
+                         f"got {states.shape}")
+    saved = env.unwrapped.state
+    frames = np.empty((len(states), ink.size * ink.size), dtype=np.float32)
+    try:
+        for i, state in enumerate(states):
+            env.unwrapped.state = state
+            frames[i] = ink.observation(env.unwrapped.render())
+    finally:
+        env.unwrapped.state = saved
+    return torch.from_numpy(frames)
+
+
+def pixel_twin(buffer: ReplayBuffer, size: int = DEFAULT_SIZE, name: str = "CartPole-v1"
+               ) -> ReplayBuffer:
+    """The same transitions as `buffer` (CartPole states), observing ink frames instead.
+
+    Collect on the state env, give a model the twin, and `buffer` still holds the true states
+    (`buffer.tensors()["obs"]`): targets for a linear probe. Each state is rendered once
+    (next_obs of a row is obs of the next row within an episode).
+    """
+    if len(buffer) == 0:
+        raise ValueError("buffer: is empty; collect some transitions first (wm.collect)")
+    from .buffer import ReplayBuffer
+    from .envs import make_env
+
+    env = make_env(name, pixels=True, size=size)
+    if env.observation_space.shape[0] != size * size or buffer.obs_dim != \
+            np.asarray(env.unwrapped.state).shape[-1]:
+        raise ValueError(f"buffer: expected {name} states of size "
+                         f"{np.asarray(env.unwrapped.state).shape[-1]}, got {buffer.obs_dim}")
+    data = buffer.tensors()
+    starts = data["is_first"]
+    # Every row's next state, and the first state of each episode.
+    frames_next = render_states(env, data["next_obs"])
+    frames_obs = frames_next.roll(1, 0)
+    frames_obs[starts] = render_states(env, data["obs"][starts])
+    env.close()
+    twin = ReplayBuffer(size * size, buffer.action_spec, capacity=len(buffer), pixels=True)
+    for i in range(len(buffer)):
+        twin.add(frames_obs[i], data["action"][i], float(data["reward"][i]), frames_next[i],
+                 bool(data["terminated"][i]), bool(data["truncated"][i]))
+    return twin
+
+
+# -- measurements ------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def dream_errors(model: Any, buffer: ReplayBuffer, horizon: int = 15, burn_in: int = 5,
+                 max_starts: int = 50, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Per-step squared error (mean over pixels) of decoded dreams against the real frames.
+
+    From up to `max_starts` rows (each after `burn_in` - 1 real rows of its episode and
+    followed by `horizon` real steps; see `wmkit.analysis.open_loop`) the model imagines the
+    real actions. Returns "dream" (H,): the mean over starts of the error at 1..H steps, and
+    "still" (H,): the same for the guess "the frame does not change" (the start frame), the
+    bar a dream must beat to say anything about motion. Raw ink units (0 to 1): per-pixel
+    standardising, as `compounding_error` does, would divide by ~0 on the paper.
+    """
+    from .analysis.open_loop import open_loop, open_loop_starts
+
+    horizon = check_positive_int("horizon", horizon)
+    rows = open_loop_starts(buffer, horizon, burn_in)
+    if len(rows) == 0:
+        raise ValueError(f"horizon: no episode of the buffer has burn_in + horizon - 1 = "
+                         f"{burn_in + horizon - 1} steps")
+    chosen = torch.randperm(len(rows), generator=torch.Generator().manual_seed(seed))
+    rows = rows[chosen[:check_positive_int("max_starts", max_starts)].sort().values]
+    real, imagined = open_loop(model, buffer, rows, horizon, burn_in)
+    dream = ((imagined[:, 1:].clamp(0, 1) - real[:, 1:]) ** 2).mean(-1).mean(0)
+    still = ((real[:, :1] - real[:, 1:]) ** 2).mean(-1).mean(0)
+    return {"dream": dream, "still": still}
