@@ -8,11 +8,13 @@
 #   TORCH=torch           the torch requirement installed first, e.g. TORCH=torch==2.13.0 or
 #                         TORCH="torch --index-url https://download.pytorch.org/whl/cpu"
 #   PYTEST_ARGS=          passed on to pytest, e.g. PYTEST_ARGS="-k packaging -x"
+#   WORKERS=auto          pytest-xdist workers for `make test` (one per core; 0: one process)
 
 VENV ?= .venv
 PYTHON ?= python3
 TORCH ?= torch
 PYTEST_ARGS ?=
+WORKERS ?= auto
 
 BIN := $(VENV)/bin
 # The stamp holds the TORCH spec the venv was installed with.
@@ -38,7 +40,7 @@ endif
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install $$TORCH
-	$(BIN)/python -m pip install -e ".[dev,online]"
+	$(BIN)/python -m pip install -e ".[dev,online,sweep]"
 	printf '%s\n' "$$TORCH" > $@
 
 # Jupyter refuses to run as root unless told: containers often run as root.
@@ -49,7 +51,7 @@ lab: $(STAMP)
 # No MPLBACKEND=Agg: notebook kernels inherit the environment and would lose the inline backend.
 # pytest exits 5 when it collected nothing; make fails on it like on any other non-zero code.
 test: $(STAMP)
-	SDL_VIDEODRIVER=dummy $(BIN)/pytest $(PYTEST_ARGS) || { rc=$$?; \
+	SDL_VIDEODRIVER=dummy $(BIN)/pytest -n $(WORKERS) --dist loadfile $(PYTEST_ARGS) || { rc=$$?; \
 	  [ $$rc -ne 5 ] || echo "make test: pytest collected no tests, which counts as a failure" >&2; \
 	  exit $$rc; }
 

@@ -32,9 +32,9 @@ import numpy as np
 import torch
 
 import wmkit as wm
+from wmkit.analysis import prediction_error
 from wmkit.models.ensemble import EnsembleWorldModel
 from wmkit.sweep import add_sweep_arguments, parse_sweep_args, run_sweep
-from wmkit.uncertainty import prediction_error
 
 MODELS = ("mlp", "ensemble")  # the sample section's variants
 

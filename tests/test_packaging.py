@@ -69,12 +69,12 @@ def test_runtime_dependencies_match(project: dict, conda_pip: dict[str, Requirem
 
 def test_dev_and_online_tools_present(project: dict, conda_pip: dict[str, Requirement]) -> None:
     extras = project["optional-dependencies"]
-    for spec in extras["dev"] + extras["online"]:
+    for spec in extras["dev"] + extras["online"] + extras["sweep"]:
         assert _key(Requirement(spec)) in conda_pip, f"environment.yml: missing tool {spec}"
 
 
 def test_nothing_extra_in_conda_env(project: dict, conda_pip: dict[str, Requirement]) -> None:
     extras = project["optional-dependencies"]
-    specs = project["dependencies"] + extras["dev"] + extras["online"]
+    specs = project["dependencies"] + extras["dev"] + extras["online"] + extras["sweep"]
     unknown = sorted(set(conda_pip) - {_key(Requirement(spec)) for spec in specs})
     assert not unknown, f"environment.yml lists packages pyproject.toml does not: {unknown}"

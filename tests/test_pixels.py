@@ -275,12 +275,11 @@ def test_dream_explorer_moves_with_its_slider(
         frames: tuple[wm.ReplayBuffer, wm.ReplayBuffer]) -> None:
     import matplotlib.pyplot as plt
 
-    from wmkit.notebook import pixels as nbp
-
     model, _, _ = trained
+    nb = wm.notebook
     _, pixels = frames
     row = int(wm.analysis.longest_episode(pixels).start) + 2
-    explorer = nbp.dream_explorer(model, pixels, row=row, size=SIZE, max_horizon=30, horizon=3)
+    explorer = nb.frame_dream_explorer(model, pixels, row=row, size=SIZE, max_horizon=30, horizon=3)
     assert explorer.data["horizon"] == 3 and explorer.data["dreamed"].shape == (4, SIZE * SIZE)
     explorer.controls["horizon"].value = 6
     assert explorer.renders == 2 and explorer.data["horizon"] == 6
@@ -290,31 +289,30 @@ def test_dream_explorer_moves_with_its_slider(
     explorer.controls["horizon"].value = 30  # past the episode's end: shortened, not an error
     left = wm.analysis.episode_of(pixels, row).stop - row
     assert left < 30 and explorer.data["horizon"] == left
-    anim = nbp.animate_dream(real, dreamed, SIZE)
+    anim = nb.animate_dream(real, dreamed, SIZE)
     assert len(list(anim.new_frame_seq())) == 7
     assert "<img" in anim.to_jshtml()  # it plays (and is drawn, so matplotlib keeps quiet)
     with pytest.raises(ValueError, match="imagined"):
-        nbp.animate_dream(real, dreamed[:3], SIZE)
+        nb.animate_dream(real, dreamed[:3], SIZE)
     plt.close("all")
 
 
 def test_frame_and_probe_drawings() -> None:
     import matplotlib.pyplot as plt
 
-    from wmkit.notebook import pixels as nbp
-
-    fig = nbp.draw_frames(torch.rand(2, 3, 16 * 16), 16, row_titles=("a", "b"),
+    nb = wm.notebook
+    fig = nb.draw_frames(torch.rand(2, 3, 16 * 16), 16, row_titles=("a", "b"),
                           column_titles=("1", "2", "3"))
     assert len(fig.axes) == 6 and fig.axes[0].get_title() == "1"
     with pytest.raises(ValueError, match="frames"):
-        nbp.draw_frames(torch.rand(3, 100), 16)
-    ax = nbp.plot_probe({"frame": [0.9, 0.1, 0.8, -3.0], "belief": [0.99, 0.95, 0.9, 0.9]})
+        nb.draw_frames(torch.rand(3, 100), 16)
+    ax = nb.plot_probe({"frame": [0.9, 0.1, 0.8, -3.0], "belief": [0.99, 0.95, 0.9, 0.9]})
     heights = sorted(round(p.get_height(), 2) for p in ax.patches)
     assert len(ax.patches) == 8 and heights[0] == -0.2  # very negative R^2 is cut at -0.2
     with pytest.raises(ValueError, match="scores"):
-        nbp.plot_probe({"frame": [0.9, 0.1]})
-    ax = nbp.plot_dream_errors(torch.tensor([0.1, 0.2]), torch.tensor([0.05, 0.3]))
+        nb.plot_probe({"frame": [0.9, 0.1]})
+    ax = nb.plot_dream_errors(torch.tensor([0.1, 0.2]), torch.tensor([0.05, 0.3]))
     assert len(ax.lines) == 2
     with pytest.raises(ValueError, match="still"):
-        nbp.plot_dream_errors([0.1, 0.2], [0.1])
+        nb.plot_dream_errors([0.1, 0.2], [0.1])
     plt.close("all")

@@ -32,7 +32,8 @@ from .models import (
     alive_before,
     cartpole_termination,
 )
-from .models.conv import FrameAutoencoder, fit_autoencoder
+from .models.conv import FrameAutoencoder, copy_convolutions, fit_autoencoder
+from .models.true_pendulum import TruePendulum
 from .planners import (
     CEM,
     MCTS,
@@ -60,7 +61,7 @@ __all__ = [
     "WorldModel", "alive_before", "analysis", "cartpole_termination", "collect",
     "default_device", "done_weight", "evaluate", "fit", "learn", "make_env", "notebook",
     "one_step_error", "run", "seed_everything", "train_dyna",
-    "FrameAutoencoder", "fit_autoencoder",  # pixels (notebook 11)
+    "TruePendulum", "FrameAutoencoder", "copy_convolutions", "fit_autoencoder",
 ]
 
 # Three parts load on first use (`wm.notebook`, `wm.analysis`, `wm.sweep`, or `from wmkit

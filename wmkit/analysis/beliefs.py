@@ -26,7 +26,7 @@ def reconstructions(model: RSSMWorldModel, buffer: ReplayBuffer) -> torch.Tensor
 
     Compare with `buffer.tensors()["obs"]`: a large error means the posterior does not carry
     the observation (the belief cannot be trusted); a small one says nothing yet about the
-    prior, which is what imagination runs on (see `open_loop_errors` for that).
+    prior, which is what imagination runs on (see `compounding_error` for that).
     """
     return model.decode(buffer_beliefs(model, buffer)).cpu()
 

@@ -150,31 +150,3 @@ def open_loop_bias(model: WorldModel, buffer: ReplayBuffer, horizon: int, burn_i
 
 
 # -- transitional names, kept while tests/test_rssm.py and notebook 06 move to the ones above --
-
-
-def open_loop_errors(model: WorldModel, buffer: ReplayBuffer, horizon: int = 20,
-                     burn_in: int = 5, max_starts: int = 100, seed: int = 0) -> torch.Tensor:
-    """Transitional: `compounding_error(model, buffer, horizon, burn_in, max_starts, seed)`."""
-    return compounding_error(model, buffer, horizon, burn_in, max_starts, seed)
-
-
-def dream(model: WorldModel, buffer: ReplayBuffer, start: int, horizon: int, burn_in: int = 5
-          ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Transitional: (imagined, real) of `open_loop` from row `start + burn_in - 1`, the
-    horizon shortened to what the episode has left."""
-    from .episodes import episode_of
-
-    row = int(start) + check_positive_int("burn_in", burn_in) - 1
-    shown = min(check_positive_int("horizon", horizon), episode_of(buffer, row).stop - row)
-    real, imagined = open_loop(model, buffer, row, shown)
-    return imagined, real
-
-
-def draw_dream(model: WorldModel, buffer: ReplayBuffer, start: int, horizon: int,
-               burn_in: int = 5, ax: object = None) -> object:
-    """Transitional: `wmkit.notebook.draw_dream(model, buffer, start + burn_in - 1, horizon)`
-    (a figure: it lives in the notebook layer, loaded only when this is called)."""
-    from ..notebook import draw_dream as draw
-
-    return draw(model, buffer, int(start) + check_positive_int("burn_in", burn_in) - 1, horizon,
-                ax=ax)

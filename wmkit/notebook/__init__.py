@@ -13,8 +13,8 @@ Figure) it drew on, accepts `ax=` (or `fig=`), and never calls `plt.show()`.
 - `curves`: losses per epoch, returns against real steps;
 - `trajectories`: imagined vs real per dimension, error against the horizon;
 - `episode` (00), `fitting` (01), `rollouts` (02, 06), `planning` (03), `uncertainty` (04),
-  `dyna` (05), `beliefs` (06), `online` (07), `throughput` (08): each notebook's drawings and
-  explorers.
+  `dyna` (05), `beliefs` (06), `online` (07), `throughput` (08), `planners` (09), `dreamer`
+  (10), `pixels` (11): each notebook's drawings and explorers.
 """
 
 from .animation import animate_rollouts, to_html
@@ -27,6 +27,7 @@ from .episode import describe_state, draw_step, episode_stepper
 from .explorer import Explorer, View, choice_slider, float_slider, int_slider
 from .fitting import draw_one_step, fit_explorer, plot_ablation
 from .online import draw_replans, replan_explorer
+from .pixels import animate_dream, draw_frames, frame_dream_explorer, plot_dream_errors, plot_probe
 from .planning import draw_trials, planner_explorer, plot_plan
 from .rollouts import draw_dream, draw_rollout, dream_explorer, rollout_explorer
 from .throughput import QUANTITIES, draw_throughput, plot_throughput, throughput_explorer
@@ -49,4 +50,5 @@ __all__ = [
     "plot_plan", "plot_reliability", "plot_returns", "plot_sample_efficiency",
     "plot_throughput", "plot_trajectories", "planner_explorer", "risk_explorer",
     "replan_explorer", "rollout_explorer", "throughput_explorer", "to_html", "to_numpy",
+    "animate_dream", "draw_frames", "frame_dream_explorer", "plot_dream_errors", "plot_probe",
 ]

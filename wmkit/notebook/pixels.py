@@ -145,7 +145,7 @@ def dream_frames(model: WorldModel, buffer: ReplayBuffer, row: int, horizon: int
     return real, imagined.clamp(0, 1)
 
 
-def dream_explorer(model: WorldModel, buffer: ReplayBuffer, row: int, size: int,
+def frame_dream_explorer(model: WorldModel, buffer: ReplayBuffer, row: int, size: int,
                    max_horizon: int = 40, horizon: int = 15, columns: int = 6) -> Explorer:
     """A pixel model's dream from buffer row `row` against the real frames, horizon slider.
 
