@@ -249,7 +249,7 @@ def main() -> None:
     parser.add_argument("--rssm-steps", type=int, default=10_000,
                         help="real steps (velocity-hidden CartPole)")
     parser.add_argument("--warmup", type=int, default=200)
-    parser.add_argument("--updates-per-step", type=float, default=1.0)
+    parser.add_argument("--updates-per-step", type=float, default=2.0)
     parser.add_argument("--rssm-updates-per-step", type=float, default=0.5)
     parser.add_argument("--rssm-epochs", type=int, default=10,
                         help="epochs per refit of the RSSM (learn's default: 30)")

@@ -4,11 +4,18 @@ For each seed the agent learns (random warm-up, fit, act, refit); after every fi
 evaluated on 3 separate episodes that are not added to the data. The table gives the real
 env steps in the training data (warm-up included) at the first evaluation that scored >= 475.
 
-Variants: the learned termination head ("learned"), the same planner given CartPole's true
-termination rule beside the learned dynamics ("true-termination", as mbrl-lib's PETS tutorial
-runs), a 5-member ensemble of the same MLP with its learned termination head ("ensemble",
-"mean" propagation; about 5x the compute per decision), and the planner with the true
-dynamics ("perfect model": no learning at all).
+The agent is the kit's default: `wm.RandomShooting(model)` (500 x 20, "mean") and
+`wm.learn(env, planner, steps=..., seed=s)` with its defaults. Variants: the learned termination
+head ("learned"), the same loop with at least 300 gradient updates per fit ("more-updates",
+`learn(fit_kwargs={"min_updates": 300})`; the default 30 epochs are 30 updates at a few
+hundred rows), the same planner given CartPole's true termination rule beside the learned
+dynamics ("true-termination", as mbrl-lib's PETS tutorial runs), a 5-member ensemble of the
+same MLP with its learned termination head ("ensemble", "mean" propagation; about 5x the
+compute per decision), and the planner with the true dynamics ("perfect model": no learning).
+
+Compute beside each number: fit ms per real step (seconds spent fitting / real steps used)
+and plan ms per agent step (the training episodes' planning / their steps); evaluation time
+is the benchmark's own cost and is left out of both.
 
     python benchmarks/sample_efficiency.py --seeds 5 --steps 1500
     python benchmarks/sample_efficiency.py --variants ensemble     # ~8 min a seed on 1 thread
@@ -29,10 +36,28 @@ import torch
 import wmkit as wm
 from wmkit.sweep import add_sweep_arguments, parse_sweep_args, run_sweep
 
-VARIANTS = ("learned", "true-termination", "ensemble")
+VARIANTS = ("learned", "more-updates", "true-termination", "ensemble")
 
 
-def run(variant: str, seed: int, args: argparse.Namespace) -> tuple[int | None, list, float]:
+class TimedShooting(wm.RandomShooting):
+    """RandomShooting that adds up its thinking time, training episodes and evaluations apart
+    (`learn` sets `explore` in training episodes; `evaluate` turns it off). CPU seconds of
+    this process, so that other work on a shared machine does not count."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.seconds = {"train": 0.0, "eval": 0.0, "train_steps": 0}
+
+    def __call__(self, obs):
+        start = time.process_time()
+        action = super().__call__(obs)
+        key = "train" if self.explore else "eval"
+        self.seconds[key] += time.process_time() - start
+        self.seconds["train_steps"] += int(self.explore)
+        return action
+
+
+def run(variant: str, seed: int, args: argparse.Namespace) -> dict:
     wm.seed_everything(seed)
     env = wm.make_env("CartPole-v1", seed=seed)
     if variant == "ensemble":
@@ -40,35 +65,44 @@ def run(variant: str, seed: int, args: argparse.Namespace) -> tuple[int | None, 
     else:
         model = wm.MLPWorldModel.for_env(env, device="cpu")
     termination = wm.cartpole_termination if variant == "true-termination" else None
-    planner = wm.RandomShooting(model, horizon=args.horizon, candidates=args.candidates,
-                                termination_fn=termination, seed=seed)
-    start = time.perf_counter()
+    shape = {} if args.candidates is None else {"candidates": args.candidates}
+    planner = TimedShooting(model, horizon=args.horizon, termination_fn=termination,
+                            seed=seed, **shape)
+    fit_kwargs = {"min_updates": 300} if variant == "more-updates" else None
+    start, cpu_start = time.perf_counter(), time.process_time()
     log = wm.learn(env, planner, steps=args.steps, seed=seed, eval_episodes=3,
-                   target_return=475, progress=False)
-    curve = [(e.real_steps, round(e.mean_return)) for e in log.evals]
-    return log.solved_at(), curve, time.perf_counter() - start
+                   target_return=475, fit_kwargs=fit_kwargs, progress=False)
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    clock = planner.seconds
+    real_steps = len(log.buffer)
+    return {"solved_at": log.solved_at(), "seconds": seconds,
+            "curve": [(e.real_steps, round(e.mean_return)) for e in log.evals],
+            "fit_ms_per_step": 1000 * (cpu - clock["train"] - clock["eval"]) / real_steps,
+            "plan_ms_per_step": 1000 * clock["train"] / max(1, clock["train_steps"])}
 
 
 def one_run(variant: str, seed: int, settings: dict) -> dict:
     """One run of the sweep: `run` with the script's other flags, as JSON values."""
-    solved_at, curve, seconds = run(variant, seed, argparse.Namespace(**settings))
-    return {"solved_at": solved_at, "curve": curve, "seconds": seconds}
+    return run(variant, seed, argparse.Namespace(**settings))
 
 
 def report(run: dict, result: dict) -> None:
     print(f"  {run['variant']:17s} seed {run['seed']}: solved at {result['solved_at']}  "
-          f"({result['seconds']:.0f} s)  curve {result['curve']}", flush=True)
+          f"({result['seconds']:.0f} s; fit {result['fit_ms_per_step']:.1f} ms/real step, plan "
+          f"{result['plan_ms_per_step']:.1f} ms/agent step)  curve {result['curve']}", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--horizon", type=int, default=20)
-    parser.add_argument("--candidates", type=int, default=200)
+    parser.add_argument("--candidates", type=int, default=None,
+                        help="candidates per decision (default: RandomShooting's, 500)")
     add_sweep_arguments(parser, VARIANTS, default_variants=("learned", "true-termination"))
     args = parse_sweep_args(parser)
     torch.set_num_threads(args.threads)
-    print(f"CartPole-v1, MPC {args.candidates} candidates x horizon {args.horizon}, "
+    candidates = args.candidates or wm.RandomShooting(wm.TrueCartPole(device="cpu")).candidates
+    print(f"CartPole-v1, MPC {candidates} candidates x horizon {args.horizon}, "
           f"budget {args.steps} real steps, seeds {args.seeds}\n")
     runs = [{"variant": variant, "seed": seed, "settings": args.settings}
             for variant in args.variants for seed in args.seeds]
@@ -77,21 +111,26 @@ def main() -> None:
     wall = time.perf_counter() - start
     rows = []
     for variant in args.variants:
-        solved = [result["solved_at"] for run, result in zip(runs, results)
-                  if run["variant"] == variant]
-        found = sorted(s for s in solved if s is not None)
+        mine = [result for run, result in zip(runs, results) if run["variant"] == variant]
+        solved = [result["solved_at"] for result in mine]
+        by_1000 = sum(s is not None and s <= 1000 for s in solved)
         median = statistics.median([s if s is not None else float("inf") for s in solved])
-        rows.append((variant, solved, median, len(found)))
+        fit_ms = statistics.mean(result["fit_ms_per_step"] for result in mine)
+        plan_ms = statistics.mean(result["plan_ms_per_step"] for result in mine)
+        rows.append((variant, solved, median, by_1000, fit_ms, plan_ms))
     env = wm.make_env("CartPole-v1", seed=0)
     perfect = wm.RandomShooting(wm.TrueCartPole(device="cpu"), horizon=args.horizon,
-                                candidates=args.candidates)
+                                candidates=candidates)
     perfect_mean = wm.evaluate(env, perfect, episodes=3, seed=10_000).mean_return
-    print("\n| variant | real steps to >= 475, per seed | median | solved |")
-    print("|---|---|---|---|")
-    for variant, solved, median, n in rows:
+    print("\n| variant | real steps to >= 475, per seed | median | solved by 1,000 "
+          "| fit ms / real step | plan ms / agent step |")
+    print("|---|---|---|---|---|---|")
+    for variant, solved, median, by_1000, fit_ms, plan_ms in rows:
         per_seed = ", ".join("-" if s is None else str(s) for s in solved)
-        print(f"| {variant} | {per_seed} | {median} | {n}/{len(solved)} |")
-    print(f"| perfect model (true dynamics) | 0 (mean return {perfect_mean:.0f}) | 0 | - |")
+        print(f"| {variant} | {per_seed} | {median} | {by_1000}/{len(solved)} | {fit_ms:.1f} "
+              f"| {plan_ms:.1f} |")
+    print(f"| perfect model (true dynamics) | 0 (mean return {perfect_mean:.0f}) | 0 | - | - "
+          "| - |")
     print(f"\nsweep wall time {wall:.0f} s for {len(runs)} runs")
 
 

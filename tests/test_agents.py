@@ -185,7 +185,8 @@ def test_after_fit_runs_updates_per_new_real_step_with_carry() -> None:
     ("discount", 1.01), ("entropy_scale", -1e-3), ("entropy_scale", float("nan")),
     ("actor_lr", 0.0), ("critic_lr", -1e-3), ("actor_lr", 1.5), ("starts", 0),
     ("updates_per_step", -1.0), ("target_tau", 0.0), ("return_decay", 1.0),
-    ("gradient", "backprop"),
+    ("gradient", "backprop"), ("discount", float("nan")), ("lam", True), ("critic_lr", 1.0),
+    ("horizon", -3), ("hidden", 0), ("layers", 0), ("entropy_scale", "0.1"),
 ])
 def test_out_of_range_arguments_are_refused_by_name(name: str, value: Any) -> None:
     with pytest.raises(ValueError, match=name):
@@ -344,11 +345,11 @@ def test_acting_greedily_is_deterministic_and_sampling_is_reseeded(
 
 def test_the_dream_explorer_redraws_on_the_horizon_slider(
         trained_mlp: wm.MLPWorldModel, cartpole_buffer: wm.ReplayBuffer) -> None:
-    from wmkit.notebook.dreamer import draw_dreams, dream_explorer, plot_decision_cost
+    from wmkit.notebook.dreamer import actor_dream_explorer, draw_actor_dreams, plot_decision_cost
 
     agent = ActorCritic(trained_mlp, progress=False)
     agent.done_weight = wm.done_weight(cartpole_buffer)
-    explorer = dream_explorer(agent, cartpole_buffer, rows=[0, 10], max_horizon=30, horizon=5)
+    explorer = actor_dream_explorer(agent, cartpole_buffer, rows=[0, 10], max_horizon=30, horizon=5)
     assert explorer.data["horizon"] == 5 and explorer.data["expected_return"].shape == (2,)
     short = explorer.data["expected_return"]
     explorer.controls["horizon"].value = 20
@@ -357,11 +358,11 @@ def test_the_dream_explorer_redraws_on_the_horizon_slider(
     assert (explorer.data["expected_return"] >= short - 1e-4).all()
     assert len(explorer.figure.axes) == 2 + 1 + 1  # two dreams, values and their twin axis
     with pytest.raises(ValueError, match="rows"):
-        dream_explorer(agent, cartpole_buffer, rows=[len(cartpole_buffer)])
+        actor_dream_explorer(agent, cartpole_buffer, rows=[len(cartpole_buffer)])
     with pytest.raises(ValueError, match="horizon"):
-        dream_explorer(agent, cartpole_buffer, rows=[0], max_horizon=30, horizon=31)
+        actor_dream_explorer(agent, cartpole_buffer, rows=[0], max_horizon=30, horizon=31)
     dream = agent.dream(cartpole_buffer, [0, 1, 2], horizon=4)
-    assert len(draw_dreams(dream, agent.score(dream), max_dreams=2).axes) == 2
+    assert len(draw_actor_dreams(dream, agent.score(dream), max_dreams=2).axes) == 2
     ax = plot_decision_cost({"actor": 0.1, "MPC": 20.0})
     assert [t.get_text() for t in ax.get_yticklabels()] == ["actor", "MPC"]
     with pytest.raises(ValueError, match="ms_per_decision"):

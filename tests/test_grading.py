@@ -174,10 +174,16 @@ def test_the_library_own_code_scores_nothing_however_it_is_handed_in():
     ("04_ensemble", "disagreement", "EnsembleWorldModel.disagreement"),
     ("05_dyna", "dyna_update", "Dyna.update"),
     ("06_rssm_kl", "gaussian_kl", "RSSMWorldModel.kl"),
+    ("07_cem_update", "cem_update", "cem_update"),
+    ("08_lambda_return", "lambda_returns", "lambda_returns"),
 ])
 def test_every_library_counterpart_as_the_answer_scores_nothing(exercise_id, part, counterpart):
     owner, _, name = counterpart.rpartition(".")
-    library = getattr(getattr(wm, owner), name) if owner else getattr(wm, name)
+    library = getattr(getattr(wm, owner), name) if owner else getattr(wm, name, None)
+    if exercise_id == "07_cem_update":  # a function of wmkit.planners.cem, not in the flat API
+        library = wm.planners.cem.cem_update
+    if exercise_id == "08_lambda_return":  # a function of wmkit.agents, not in the flat API
+        library = wm.agents.lambda_returns
     if exercise_id == "06_rssm_kl":  # the method ignores self: call it as a function
         def library(posterior, prior, kl=library):
             return kl(None, posterior, prior)

@@ -65,6 +65,27 @@ def test_learn_checks_fit_kwargs_before_collecting_data(fit_kwargs, match):
         wm.learn(env, planner, steps=300, fit_kwargs=fit_kwargs, progress=False)
 
 
+def test_min_updates_raises_the_epochs_of_small_fits():
+    """At 20 rows an epoch is one batch: `fit_kwargs={"min_updates": N}` raises the epochs
+    so a fit makes N updates, `epochs` stays the floor, and a bad value is refused before any
+    data is collected."""
+    def first_fit_epochs(**kwargs) -> int:
+        env = wm.make_env("CartPole-v1", seed=0)
+        planner = wm.RandomShooting(wm.MLPWorldModel.for_env(env, hidden=8, device="cpu"),
+                                    horizon=3, candidates=8)
+        log = wm.learn(env, planner, steps=21, seed=0, warmup=20, progress=False, **kwargs)
+        return len(log.histories[0].train["total"])
+
+    assert first_fit_epochs(epochs=2) == 2  # the default: no minimum
+    assert first_fit_epochs(epochs=2, fit_kwargs={"min_updates": 50}) == 50
+    assert first_fit_epochs(epochs=40, fit_kwargs={"min_updates": 25}) == 40
+    env = wm.make_env("CartPole-v1")
+    env.step = None  # nothing may be collected before the check
+    planner = wm.RandomShooting(wm.MLPWorldModel.for_env(env, hidden=8, device="cpu"))
+    with pytest.raises(ValueError, match="min_updates"):
+        wm.learn(env, planner, steps=300, fit_kwargs={"min_updates": -1}, progress=False)
+
+
 def test_model_based_agent_solves_cartpole_from_under_1000_steps():
     """The whole loop, seeded: a mean return >= 475 on 3 held-out episodes within 1,000 steps."""
     seed = 3  # as benchmarks/sample_efficiency.py runs it (it solved 3 of 5 seeds by 1,000)

@@ -7,6 +7,7 @@ random shooting's averages miss, and gradient steps raise the imagined return.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -335,6 +336,12 @@ def test_uct_prefers_the_untried_and_the_good():
     (wm.MCTS, {"rollouts_per_child": 0}, "rollouts_per_child"),
     (wm.RandomShooting, {"budget": 0}, "budget"),
     (wm.RandomShooting, {"budget": 10, "horizon": 20}, "budget"),
+    (wm.RandomShooting, {"budget": float("nan")}, "budget"),
+    (wm.CEM, {"elite_fraction": -0.1}, "elite_fraction"),
+    (wm.CEM, {"momentum": float("nan")}, "momentum"),
+    (wm.MPPI, {"temperature": -1.0}, "temperature"), (wm.MPPI, {"iterations": 2.5}, "iterations"),
+    (wm.MCTS, {"budget": float("nan")}, "budget"), (wm.MCTS, {"budget": -1}, "budget"),
+    (wm.MCTS, {"exploration": float("nan")}, "exploration"),
 ])
 def test_discrete_planners_refuse_bad_arguments(planner_class, kwargs, match, cartpole):
     with pytest.raises(ValueError, match=match):
@@ -343,8 +350,8 @@ def test_discrete_planners_refuse_bad_arguments(planner_class, kwargs, match, ca
 
 @pytest.mark.parametrize("kwargs, match", [
     ({"lr": 0}, "lr"), ({"lr": -1e-3}, "lr"), ({"lr": float("nan")}, "lr"),
-    ({"steps": 0}, "steps"), ({"budget": 300, "steps": 20}, "budget"),
-    ({"budget": 0}, "budget"),
+    ({"steps": 0}, "steps"), ({"steps": -3}, "steps"), ({"budget": 300, "steps": 20}, "budget"),
+    ({"budget": 0}, "budget"), ({"budget": float("nan")}, "budget"),
 ])
 def test_gradient_planner_refuses_bad_arguments(kwargs, match, pendulum):
     with pytest.raises(ValueError, match=match):
@@ -435,8 +442,8 @@ def test_budget_explorer_adds_one_point_per_new_choice(nbp, pendulum):
 def test_budget_trial_is_repeatable(nbp, pendulum):
     env = wm.make_env("Pendulum-v1", seed=0)
     planner = wm.CEM(pendulum, budget=1_000, seed=0)
-    first = nbp.budget_trial(planner, env, seed=2, max_steps=5)
-    again = nbp.budget_trial(planner, env, seed=2, max_steps=5)
+    first = wm.analysis.budget_trial(planner, env, seed=2, max_steps=5)
+    again = wm.analysis.budget_trial(planner, env, seed=2, max_steps=5)
     assert first.episode_return == again.episode_return and first.steps == 5
 
 
@@ -486,3 +493,34 @@ def test_draw_tree_and_gradient_steps(nbp, cartpole, pendulum):
     ax = nbp.draw_gradient_steps(gradient)
     assert [line.get_gid() for line in ax.lines] == [f"candidate:{c}" for c in range(4)]
     assert len(ax.lines[0].get_ydata()) == gradient.steps
+
+
+# ------------------------------------------------------------------------------ exercise 07
+
+
+def test_exercise_07_gives_nothing_for_the_library_update_and_loses_points_for_a_bug():
+    from wmkit import grading
+
+    def wrapper(candidates, scores, elite_fraction, n_actions=None):
+        return cem_update(candidates, scores, elite_fraction, n_actions)
+
+    report = grading.check("07_cem_update", wrapper, seed=0)
+    assert report.score == 0 and report.max_score == 8
+    assert all(any(f.startswith("library: ") for f in r.flags) for r in report.results)
+
+    def sample_std(candidates, scores, elite_fraction, n_actions=None):  # std with K - 1
+        if scores.shape != candidates.shape[:1]:
+            raise ValueError("scores: one per candidate")
+        k = max(1, round(elite_fraction * len(scores)))
+        elites = candidates[scores.argsort(descending=True)[:k]]
+        if n_actions is None:
+            return Gaussian(elites.mean(0), elites.std(0))
+        return Categorical(torch.nn.functional.one_hot(elites, n_actions).float().mean(0))
+
+    with warnings.catch_warnings():  # one elite: torch warns that its sample std is NaN
+        warnings.simplefilter("ignore", UserWarning)
+        report = grading.check("07_cem_update", sample_std, seed=0)
+    lost = {r.check for r in report.results if r.points < r.max_points}
+    assert report.score == 6 and lost == {
+        "Box: the std of the elites (population std, per step and dimension)",
+        "at least one elite, however small the fraction"}, report

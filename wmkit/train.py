@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from .buffer import ReplayBuffer
 from .models.base import TrainableModel
-from .utils import check_positive_int
+from .utils import check_nonnegative_int, check_positive_int
 
 
 @dataclass
@@ -95,6 +95,8 @@ def check_fit_kwargs(fit_kwargs: dict[str, Any] | None) -> dict[str, Any]:
     except TypeError as error:
         raise ValueError(f"fit_kwargs: {error}; see wmkit.fit for the arguments") from None
     check_final_lr(kwargs.get("final_lr"))
+    if "min_updates" in kwargs:
+        check_nonnegative_int("min_updates", kwargs["min_updates"])
     return kwargs
 
 
@@ -126,7 +128,8 @@ def check_buffer_fits(model: TrainableModel, buffer: ReplayBuffer) -> None:
 def fit(model: TrainableModel, buffer: ReplayBuffer, epochs: int = 50, batch_size: int = 256,
         lr: float = 1e-3, weight_decay: float | None = None, holdout: float = 0.1,
         seed: int = 0, progress: bool = True, final_lr: float | None = None,
-        grad_clip: float | None = None, length: int | None = None) -> History:
+        grad_clip: float | None = None, length: int | None = None, min_updates: int = 0
+        ) -> History:
     """Train any world model in place on `buffer`: the one fit of the kit.
 
     The model takes the buffer's normalisation statistics first, so it sees the same scales at
@@ -138,15 +141,20 @@ def fit(model: TrainableModel, buffer: ReplayBuffer, epochs: int = 50, batch_siz
     weight_decay, final_lr, grad_clip, length: None means the model's default
     (`type(model).fit_defaults`, else `FIT_DEFAULTS`: 1e-5, None, None, 32). final_lr: decay
     the lr linearly from `lr` to this over the fit (None, or >= lr: constant). grad_clip: clip
-    the gradient norm (None: never). Every argument, and the buffer's observation size and
-    action space, are checked before the model changes; if the loss turns non-finite the
-    model is restored to what it was before the fit and a FloatingPointError says so.
+    the gradient norm (None: never). min_updates: run more than `epochs` epochs if needed so
+    the fit makes at least this many gradient updates: a buffer of a few hundred rows is one
+    batch per epoch, so 30 epochs would be only 30 updates (`learn(...,
+    fit_kwargs={"min_updates": 300})`; docs/RESULTS.md). Every argument, and the
+    buffer's observation size and action space, are checked before the model changes; if the
+    loss turns non-finite the model is restored to what it was before the fit and a
+    FloatingPointError says so.
     """
     if not isinstance(model, TrainableModel):
         raise ValueError(f"model: expected a trainable world model (loss, set_normalizer), "
                          f"got {type(model).__name__}")
     epochs = check_positive_int("epochs", epochs)
     batch_size = check_positive_int("batch_size", batch_size)
+    min_updates = check_nonnegative_int("min_updates", min_updates)
     settings = fit_settings(model, lr=lr, weight_decay=weight_decay, final_lr=final_lr,
                             grad_clip=grad_clip, length=length)
     check_buffer_fits(model, buffer)
@@ -156,6 +164,7 @@ def fit(model: TrainableModel, buffer: ReplayBuffer, epochs: int = 50, batch_siz
     generator = torch.Generator().manual_seed(seed)
     plan = (_sequence_epochs if model.batches == "sequences" else _transition_epochs)(
         model, buffer, batch_size, settings["length"], holdout, seed, generator)
+    epochs = max(epochs, math.ceil(min_updates / plan.updates))
     before = copy.deepcopy(model.state_dict())  # restored if the fit blows up
     model.set_normalizer(buffer.stats())  # the first change to the model: all checks are done
     try:

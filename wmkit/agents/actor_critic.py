@@ -26,33 +26,28 @@ Acting: with `explore` False the agent acts with the actor's mode (argmax, or ta
 mean): what `evaluate`, notebooks and a deployed agent get. With `explore` True it samples the
 actor's distribution with its own generator (reseeded by `reseed`, so repeatable). `wm.learn`
 sets `explore` for its training episodes and `wm.evaluate` runs with it off, as for every
-`Planner`. Sampling in training matters: on CartPole, greedy training episodes all drifted to
-the same track edge and took 749 and 2,255 real steps on seeds 0 and 1, sampled ones 474 and
-553 (1 imagined update per real step).
+`Planner`. Sampling in training matters: greedy training episodes all drift to the same
+track edge (docs/RESULTS.md).
 """
 
 from __future__ import annotations
 
 import copy
 import math
-import os  # noqa: E402  (experiment toggle, temporary)
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
 from ..buffer import ReplayBuffer
 from ..models.base import Imagined, Policy, Rollout, WorldModel
-from ..spaces import ActionSpec
 from ..train import done_weight as buffer_done_weight
 from ..utils import check_positive_int
+from .networks import Actor, mlp
 from .returns import ReturnScale, continue_probabilities, lambda_returns, reach_weights
-
-_V3 = os.environ.get("WMKIT_V3") == "1"
 
 Gradient = Literal["auto", "reinforce", "dynamics"]
 GRADIENTS = ("auto", "reinforce", "dynamics")
@@ -77,96 +72,6 @@ def never_ends(next_observations: torch.Tensor) -> torch.Tensor:
     """
     return torch.zeros(next_observations.shape[:-1], dtype=torch.bool,
                        device=next_observations.device)
-
-
-def _network(fan_in: int, hidden: int, layers: int, fan_out: int) -> nn.Sequential:
-    """Linear-SiLU blocks, then a linear output initialised to zero (DreamerV3's choice for the
-    critic; for the actor it means a uniform, or zero-mean, policy at the start).
-
-    DreamerV3 puts a LayerNorm in every block, for stability across many domains; at
-    CartPole's sizes it cost ~20% of an update's CPU time, so this small kit leaves it out.
-    """
-    blocks: list[nn.Module] = []
-    for i in range(layers):
-        blocks += [nn.Linear(fan_in if i == 0 else hidden, hidden), nn.SiLU()]
-    out = nn.Linear(hidden, fan_out)
-    nn.init.zeros_(out.weight)
-    nn.init.zeros_(out.bias)
-    return nn.Sequential(*blocks, out)
-
-
-class Actor(nn.Module):
-    """pi(a | features): a categorical over Discrete actions, or a tanh-squashed Gaussian
-    rescaled to a Box's bounds.
-
-    Box: u ~ Normal(mean, std), a = tanh(u) in [-1, 1], then mapped onto [low, high]; the mean
-    is kept within +-5 (5 tanh(raw / 5), Dreamer v1) and std in [0.1, 1] (DreamerV3).
-    """
-
-    min_std, max_std = 0.1, 1.0
-
-    def __init__(self, features: int, action_spec: ActionSpec, hidden: int, layers: int) -> None:
-        super().__init__()
-        self.action_spec = action_spec
-        outputs = action_spec.n if action_spec.discrete else 2 * action_spec.n
-        self.net = _network(features, hidden, layers, outputs)
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """(..., F) -> (..., n) logits (Discrete) or (..., 2A) [mean, std] of u (Box)."""
-        raw = features
-        # The layers' functions, called directly: for a batch of one (a real decision) the
-        # modules' call machinery costs more than their arithmetic (~40% of a decision).
-        for layer in self.net:
-            raw = F.linear(raw, layer.weight, layer.bias) if isinstance(layer, nn.Linear) \
-                else F.silu(raw)
-        if self.action_spec.discrete:
-            return raw
-        mean, std = raw.chunk(2, dim=-1)
-        std = self.min_std + (self.max_std - self.min_std) * torch.sigmoid(std + 2.0)
-        return torch.cat([5 * torch.tanh(mean / 5), std], dim=-1)
-
-    def sample(self, features: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        """(N, F) -> actions (N,) long or (N, A) in env units. Box samples are
-        reparameterised: gradients flow from the action back into the actor."""
-        params = self(features)
-        if self.action_spec.discrete:
-            # Inverse-CDF sampling: one uniform per row (cheaper than multinomial for few
-            # actions; the clamp keeps a rounding-short cumsum from giving action n).
-            uniform = torch.rand((*params.shape[:-1], 1), generator=generator,
-                                 device=params.device)
-            cdf = F.softmax(params, -1).cumsum(-1)
-            return (cdf < uniform).sum(-1).clamp_max(self.action_spec.n - 1)
-        mean, std = params.chunk(2, dim=-1)
-        noise = torch.randn(mean.shape, generator=generator, device=mean.device)
-        return self._to_env(torch.tanh(mean + std * noise))
-
-    def mode(self, features: torch.Tensor) -> torch.Tensor:
-        """(N, F) -> the most likely actions (N,) long or (N, A): argmax, or tanh(mean)."""
-        params = self(features)
-        if self.action_spec.discrete:
-            return params.argmax(-1)
-        return self._to_env(torch.tanh(params.chunk(2, dim=-1)[0]))
-
-    def log_prob_entropy(self, features: torch.Tensor, actions: torch.Tensor
-                         ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(..., F) and actions (...) long or (..., A) -> log pi(a) (...), entropy (...).
-
-        Box: the entropy is the Gaussian's before the squash (the usual approximation).
-        """
-        params = self(features)
-        if self.action_spec.discrete:
-            log_probs = F.log_softmax(params, -1)
-            taken = log_probs.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
-            return taken, -(log_probs.exp() * log_probs).sum(-1)
-        mean, std = params.chunk(2, dim=-1)
-        unit = self.action_spec.encode(actions).clamp(-1 + 1e-5, 1 - 1e-5)
-        normal = torch.distributions.Normal(mean, std)
-        log_prob = normal.log_prob(torch.atanh(unit)) - torch.log1p(-unit.pow(2))
-        return log_prob.sum(-1), normal.entropy().sum(-1)
-
-    def _to_env(self, unit: torch.Tensor) -> torch.Tensor:
-        low, high = self.action_spec.bounds(unit.device)
-        return low + (unit + 1) / 2 * (high - low)
 
 
 @dataclass
@@ -230,7 +135,8 @@ class ActorCritic:
         starts: N, real beliefs each update dreams from (one batch).
         updates_per_step: imagined updates per real step added to the buffer; `after_fit`
             runs that many for the rows added since its last call (fractions carry over).
-            The dial that matters most: fewer updates, more real steps to learn.
+            The dial that matters most: fewer updates, more real steps to learn (halving
+            them doubled the median on CartPole: docs/RESULTS.md).
         discount: γ in (0, 1]; lam: λ in [0, 1] of the λ-returns.
         entropy_scale: η >= 0, weight of the actor's entropy bonus (per unit of normalised
             return; DreamerV3: 3e-4, which did no better on CartPole's hard seed).
@@ -248,7 +154,7 @@ class ActorCritic:
     """
 
     def __init__(self, model: WorldModel, horizon: int = 15, starts: int = 256,
-                 updates_per_step: float = 1.0, discount: float = 0.99, lam: float = 0.95,
+                 updates_per_step: float = 2.0, discount: float = 0.99, lam: float = 0.95,
                  entropy_scale: float = 3e-3, actor_lr: float = 1e-3, critic_lr: float = 1e-3,
                  target_tau: float = 0.02, return_decay: float = 0.99, hidden: int = 64,
                  layers: int = 2, gradient: Gradient = "auto", explore: bool = False,
@@ -284,7 +190,7 @@ class ActorCritic:
                 else "reinforce"
         self.gradient: Gradient = gradient
         self.actor = Actor(n_features, self.action_spec, hidden, layers).to(self.device)
-        self.critic = _network(n_features, hidden, layers, 1).to(self.device)
+        self.critic = mlp(n_features, hidden, layers, 1).to(self.device)
         self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=self.actor_lr)
         self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=self.critic_lr)
@@ -416,11 +322,10 @@ class ActorCritic:
             rollout = self.model.imagine(starts, self.policy(generator), never_ends,
                                          horizon=self.horizon, check=False)
             continues = continue_probabilities(rollout.done_logits, self.done_weight)
-            if _V3:
-                with torch.no_grad() if not dynamics else torch.enable_grad():
-                    values = self.critic(rollout.features).squeeze(-1)
-            else:
-                values = self.target_critic(rollout.features).squeeze(-1)  # (N, H+1)
+            # Bootstrapped by the slow critic, as in Dreamer v1-v2. (DreamerV3 bootstraps
+            # with the critic and regularises it towards the slow one instead: on CartPole's
+            # hard seed that did no better, 2,440 vs 2,663 real steps, so the simpler form.)
+            values = self.target_critic(rollout.features).squeeze(-1)  # (N, H+1)
             returns = lambda_returns(rollout.rewards, values, continues, self.discount, self.lam)
         weights = reach_weights(continues.detach())  # (N, H): is s_t reached alive?
         scale = self.return_scale.update(returns).to(self.device)
@@ -428,10 +333,6 @@ class ActorCritic:
         features = rollout.features[:, :-1].detach()
         online = self.critic(features).squeeze(-1)
         critic_loss = 0.5 * (weights * (online - returns.detach()) ** 2).mean()
-        if _V3:
-            with torch.no_grad():
-                slow = self.target_critic(features).squeeze(-1)
-            critic_loss = critic_loss + 0.5 * (weights * (online - slow) ** 2).mean()
         self.critic_optimizer.zero_grad(set_to_none=True)
         critic_loss.backward()
         nn.utils.clip_grad_norm_(self.critic.parameters(), 100.0)

@@ -10,7 +10,8 @@ Each module is one question (the notebook layer, `wmkit.notebook`, draws the ans
 - `change`: noticing that the world changed, and refitting;
 - `risk`: what a risk-aware planner trades;
 - `ablation`, `data_size`: what normalisation, predicting the change and more data buy;
-- `planner_trial`: one capped, timed episode of random-shooting MPC;
+- `planner_trial`, `budget_trial`: one capped, timed episode of random-shooting MPC, or of
+  any planner;
 - `beliefs`, `probe`: what an RSSM's belief holds;
 - `throughput`: imagined transitions per second.
 """
@@ -32,7 +33,7 @@ from .disagreement import (
 from .episodes import episode_observations, episode_of, episode_rows, longest_episode
 from .off_data import biased_policy, shift_velocities
 from .open_loop import compounding_error, open_loop, open_loop_bias, open_loop_starts
-from .planner_trial import Trial, planner_trial
+from .planner_trial import BudgetTrial, Trial, budget_trial, planner_trial
 from .probe import LinearProbe, fit_probe, hidden_twin, r2_score
 from .risk import RiskTradeoff, risk_tradeoff
 from .surprise import surprise
@@ -41,7 +42,8 @@ from .throughput import Measurement, markdown_table, measure_imagine, measure_pl
 __all__ = [
     "ABLATION_VARIANTS", "AblationMLP", "AblationResult", "Calibration", "ChangeDetector",
     "ChangeLog", "ErrorCorrelation", "LinearProbe", "Measurement", "RiskTradeoff", "Transitions",
-    "Trial", "adapt_on_change", "biased_policy", "buffer_beliefs", "calibration",
+    "BudgetTrial", "Trial", "adapt_on_change", "budget_trial", "biased_policy", "buffer_beliefs",
+    "calibration",
     "compounding_error", "disagreement_grid", "episode_observations", "episode_of", "episode_rows",
     "error_ratio", "error_vs_disagreement", "first_transitions", "fit_probe", "fit_small_model",
     "hidden_twin", "kl_per_step", "longest_episode", "markdown_table", "measure_imagine",

@@ -58,16 +58,19 @@ class TruePendulum(Imagines):
 
     # -- the physics ----------------------------------------------------------------------------
 
-    def dynamics(self, angle: torch.Tensor, speed: torch.Tensor, torque: torch.Tensor
-                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(θ, θ̇, u), each (N,) -> (next θ, next θ̇, reward (N,)): one gymnasium step."""
-        u = torch.clamp(torque, -self.max_torque, self.max_torque)
+    def reward(self, angle: torch.Tensor, speed: torch.Tensor, torque: torch.Tensor
+               ) -> torch.Tensor:
+        """Gymnasium's reward for (θ, θ̇) and the clipped torque u, any shape (elementwise)."""
         wrapped = torch.remainder(angle + torch.pi, 2 * torch.pi) - torch.pi
-        reward = -(wrapped**2 + 0.1 * speed**2 + 0.001 * u**2)
+        return -(wrapped**2 + 0.1 * speed**2 + 0.001 * torque**2)
+
+    def next_state(self, angle: torch.Tensor, speed: torch.Tensor, torque: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(θ, θ̇, clipped u), each (N,) -> (next θ, next θ̇): one gymnasium step's physics."""
         acceleration = 3 * self.g / (2 * self.length) * torch.sin(angle) \
-            + 3.0 / (self.m * self.length**2) * u
+            + 3.0 / (self.m * self.length**2) * torque
         next_speed = torch.clamp(speed + acceleration * self.dt, -self.max_speed, self.max_speed)
-        return angle + next_speed * self.dt, next_speed, reward
+        return angle + next_speed * self.dt, next_speed
 
     # -- the two functions every planner uses ---------------------------------------------------
 
@@ -93,16 +96,15 @@ class TruePendulum(Imagines):
         actions = self.action_spec.check_sequences(actions, values=check)
         n, horizon = actions.shape[:2]
         angle, speed = self.initial(state, n).unbind(-1)
-        torques = actions[..., 0].to(angle.dtype)
-        angles, speeds, rewards = [angle], [speed], []
-        for t in range(horizon):
-            angle, speed, reward = self.dynamics(angle, speed, torques[:, t])
+        torques = actions[..., 0].to(angle.dtype).clamp(-self.max_torque, self.max_torque)
+        angles, speeds = [angle], [speed]
+        for t in range(horizon):  # the physics alone; the rewards after, all steps at once
+            angle, speed = self.next_state(angle, speed, torques[:, t])
             angles.append(angle)
             speeds.append(speed)
-            rewards.append(reward)
-        observations = self.decode(torch.stack([torch.stack(angles, 1), torch.stack(speeds, 1)],
-                                               -1))
-        rewards_t = torch.stack(rewards, 1).float()
+        angles_t, speeds_t = torch.stack(angles, 1), torch.stack(speeds, 1)  # (N, H + 1)
+        observations = self.decode(torch.stack([angles_t, speeds_t], -1))
+        rewards_t = self.reward(angles_t[:, :-1], speeds_t[:, :-1], torques).float()
         done_logits = torch.full_like(rewards_t, NEVER_ENDS)
         dones = done_logits > 0 if termination_fn is None else termination_fn(observations[:, 1:])
         return Rollout(observations, actions, rewards_t * alive_before(dones), dones,
@@ -120,9 +122,10 @@ class TruePendulum(Imagines):
     def step(self, latent: torch.Tensor, actions: torch.Tensor
              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, None]:
         """States (n, 2), torques (n, 1) -> (next states, reward (n,), logit -inf (n,), None)."""
-        angle, speed, reward = self.dynamics(latent[:, 0], latent[:, 1],
-                                             actions[:, 0].to(latent.dtype))
-        reward = reward.float()
+        angle, speed = latent[:, 0], latent[:, 1]
+        torque = actions[:, 0].to(latent.dtype).clamp(-self.max_torque, self.max_torque)
+        reward = self.reward(angle, speed, torque).float()
+        angle, speed = self.next_state(angle, speed, torque)
         return torch.stack([angle, speed], -1), reward, torch.full_like(reward, NEVER_ENDS), None
 
     def decode(self, latent: torch.Tensor) -> torch.Tensor:

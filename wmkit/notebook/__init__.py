@@ -22,12 +22,22 @@ from .beliefs import plot_kl
 from .cartpole import draw_cartpole, draw_cartpoles
 from .common import CARTPOLE_NAMES, to_numpy
 from .curves import finish_learning_axes, plot_losses, plot_returns
+from .dreamer import actor_dream_explorer, draw_actor_dreams, plot_decision_cost, plot_dream_values
 from .dyna import draw_dyna_loop, dyna_explorer, plot_sample_efficiency
 from .episode import describe_state, draw_step, episode_stepper
 from .explorer import Explorer, View, choice_slider, float_slider, int_slider
 from .fitting import draw_one_step, fit_explorer, plot_ablation
 from .online import draw_replans, replan_explorer
 from .pixels import animate_dream, draw_frames, frame_dream_explorer, plot_dream_errors, plot_probe
+from .planners import (
+    budget_explorer,
+    draw_budget_curve,
+    draw_cem_iterations,
+    draw_gradient_steps,
+    draw_mppi_nominals,
+    draw_tree,
+    search_explorer,
+)
 from .planning import draw_trials, planner_explorer, plot_plan
 from .rollouts import draw_dream, draw_rollout, dream_explorer, rollout_explorer
 from .throughput import QUANTITIES, draw_throughput, plot_throughput, throughput_explorer
@@ -51,4 +61,7 @@ __all__ = [
     "plot_throughput", "plot_trajectories", "planner_explorer", "risk_explorer",
     "replan_explorer", "rollout_explorer", "throughput_explorer", "to_html", "to_numpy",
     "animate_dream", "draw_frames", "frame_dream_explorer", "plot_dream_errors", "plot_probe",
+    "budget_explorer", "draw_budget_curve", "draw_cem_iterations", "draw_gradient_steps",
+    "draw_mppi_nominals", "draw_tree", "search_explorer",
+    "actor_dream_explorer", "draw_actor_dreams", "plot_decision_cost", "plot_dream_values",
 ]

@@ -31,7 +31,7 @@ def _rows(buffer: ReplayBuffer, rows: Sequence[int]) -> list[int]:
     return chosen
 
 
-def draw_dreams(rollout: Rollout, score: DreamScore, fig: Figure | None = None,
+def draw_actor_dreams(rollout: Rollout, score: DreamScore, fig: Figure | None = None,
                 max_dreams: int = 4) -> Figure:
     """Up to `max_dreams` imagined trajectories as fading cart-poles, one row each, drawn up to
     the step where the chance of still going falls below a half (the rest is the model's
@@ -78,7 +78,7 @@ def plot_dream_values(score: DreamScore, discount: float, index: int = 0,
     return ax
 
 
-def dream_explorer(agent: ActorCritic, buffer: ReplayBuffer, rows: Sequence[int],
+def actor_dream_explorer(agent: ActorCritic, buffer: ReplayBuffer, rows: Sequence[int],
                    max_horizon: int = 100, horizon: int = 15) -> Explorer:
     """The actor's greedy dreams from real beliefs (buffer `rows`), with a horizon slider.
 
@@ -103,7 +103,7 @@ def dream_explorer(agent: ActorCritic, buffer: ReplayBuffer, rows: Sequence[int]
         score = agent.score(rollout)
         fig = plt.figure(figsize=(7, 1.5 * min(len(chosen), 4) + 2.4), layout="constrained")
         top, bottom = fig.subfigures(2, 1, height_ratios=[1.5 * min(len(chosen), 4), 2.4])
-        draw_dreams(rollout, score, fig=top)
+        draw_actor_dreams(rollout, score, fig=top)
         plot_dream_values(score, agent.discount, ax=bottom.subplots())
         expected = to_numpy(score.expected_return)
         start_return, start_value = to_numpy(score.returns[:, 0]), to_numpy(score.values[:, 0])

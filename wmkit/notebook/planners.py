@@ -1,8 +1,9 @@
 """Smarter search, drawn (notebook 09): return against budget, and what each planner did inside.
 
-- `budget_trial` + `draw_budget_curve` + `budget_explorer`: pick a planner and a budget, run
-  one short episode, and watch the return/compute curve fill in (ms per decision beside each
-  point). `benchmarks/planners.py` draws its results with `draw_budget_curve` too.
+- `draw_budget_curve` + `budget_explorer`: pick a planner and a budget, run one short
+  episode (`wm.analysis.budget_trial`), and watch the return/compute curve fill in (ms per
+  decision beside each point). `benchmarks/planners.py` draws its results with
+  `draw_budget_curve` too.
 - `draw_cem_iterations`: CEM's sampling distribution at each iteration of one decision;
 - `draw_mppi_nominals`: MPPI's nominal sequence after each iteration;
 - `search_explorer`: an iteration slider over either of them;
@@ -13,7 +14,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -22,6 +22,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 
+from ..analysis.planner_trial import BudgetTrial, budget_trial
 from ..models.base import WorldModel
 from ..planners.base import MPCPlanner
 from ..planners.cem import CEM, Categorical
@@ -29,47 +30,17 @@ from ..planners.gradient import GradientPlanner
 from ..planners.mcts import MCTS, Tree
 from ..planners.mppi import MPPI
 from ..planners.shooting import RandomShooting
-from ..runner import run
 from ..utils import check_positive_int
 from .common import new_axes, to_numpy
 from .explorer import Explorer, View, choice_slider, int_slider
 
 PLANNER_COLORS = {"RandomShooting": "C7", "CEM": "C0", "MPPI": "C1", "MCTS": "C2",
-                  "GradientPlanner": "C3"}
+                  "GradientPlanner": "C3",
+                  # benchmarks/planners.py's names for the same planners
+                  "random": "C7", "cem": "C0", "mppi": "C1", "mcts": "C2", "gradient": "C3"}
 
 
 # ------------------------------------------------------------------ return against budget
-
-
-@dataclass(frozen=True)
-class BudgetTrial:
-    """One capped, timed episode of one planner at one budget.
-
-    planner: the planner's class name; budget: imagined transitions per decision it was
-    allowed; spent: what its last decision used; episode_return, steps: what the episode gave;
-    ms_per_decision: mean wall-clock milliseconds per decision (depends on the machine).
-    """
-
-    planner: str
-    budget: int
-    spent: int
-    episode_return: float
-    steps: int
-    ms_per_decision: float
-
-
-def budget_trial(planner: MPCPlanner, env: gym.Env, seed: int = 0, max_steps: int = 100
-                 ) -> BudgetTrial:
-    """Run `planner` for one episode of `env` (reset with `seed`), at most `max_steps` steps.
-
-    The planner is reseeded with `seed` first, so the return is repeatable (the time is not).
-    """
-    max_steps = check_positive_int("max_steps", max_steps)
-    planner.reseed(int(seed))
-    steps = list(run(env, planner, steps=max_steps, episodes=1, seed=int(seed)))
-    thinking = sum(step.seconds for step in steps)
-    return BudgetTrial(type(planner).__name__, planner.budget, planner.spent,
-                       steps[-1].episode_return, len(steps), 1000 * thinking / len(steps))
 
 
 def draw_budget_curve(points: Sequence[BudgetTrial | Mapping[str, Any]], ax: Axes | None = None,

@@ -152,6 +152,7 @@ class MCTS(MPCPlanner):
     # -- the four steps --------------------------------------------------------------------------
 
     def value(self, node: int) -> float:
+        """The mean return of the rollouts through `node` so far (0 before any)."""
         return self._total[node] / self._visits[node] if self._visits[node] else 0.0
 
     def select_leaves(self, most: int) -> list[tuple[int, list[int]]]:
@@ -221,11 +222,13 @@ class MCTS(MPCPlanner):
                 row += per_child
 
     def add(self, path: list[int], visits: float, total: float) -> None:
+        """Add `visits` rollouts worth `total` in all to every node of `path`."""
         for node in path:
             self._visits[node] += visits
             self._total[node] += total
 
     def new_node(self, parent: int, action: int) -> int:
+        """Append the child of `parent` reached by `action`; its index."""
         node = len(self._parent)
         self._parent.append(parent)
         self._action.append(action)
@@ -239,6 +242,7 @@ class MCTS(MPCPlanner):
         return node
 
     def freeze(self) -> Tree:
+        """The grown tree as numpy arrays, for drawing (`Tree`)."""
         visits = np.array(self._visits)
         return Tree(np.array(self._parent), np.array(self._action), np.array(self._depth),
                     visits, np.array(self._total) / np.maximum(visits, 1e-12),

@@ -4,14 +4,17 @@ To add an exercise, add its module here (see docs/INSTRUCTORS.md, "Adding an exe
 """
 
 from . import (  # each module registers its exercise
+    cem_update,
     common,
     dyna,
     ensemble,
+    lambda_return,
     model_loss,
     planner,
     rollout,
     rssm_kl,
 )
 
-MODULES = [common, model_loss, rollout, planner, ensemble, dyna, rssm_kl]
+MODULES = [common, model_loss, rollout, planner, ensemble, dyna, rssm_kl, cem_update,
+           lambda_return]
 """Every module of checks: their functions are the grader's references (see core.forbidden_code)."""
