@@ -145,6 +145,18 @@ def budget_explorer(model: WorldModel, env: gym.Env,
 # ------------------------------------------------------------------ inside one decision
 
 
+def _last_iteration(iterations: Sequence[Any], upto: int | None) -> int:
+    """The last iteration to draw (None: the last one); ValueError before any planning or
+    for an iteration the decision did not have."""
+    if not iterations:
+        raise ValueError("planner: has not planned yet; call planner.plan(state) first")
+    upto = len(iterations) - 1 if upto is None else upto
+    if not 0 <= upto < len(iterations):
+        raise ValueError(f"upto: expected an iteration in [0, {len(iterations) - 1}], "
+                         f"got {upto!r}")
+    return upto
+
+
 def draw_cem_iterations(planner: CEM, upto: int | None = None, dim: int = 0,
                         ax: Axes | None = None) -> Axes:
     """CEM's sampling distribution over the horizon at iterations 0..`upto` of its last
@@ -157,12 +169,7 @@ def draw_cem_iterations(planner: CEM, upto: int | None = None, dim: int = 0,
         The Axes; iteration i's line has gid "iteration:i".
     """
     distributions = planner.distributions
-    if not distributions:
-        raise ValueError("planner: has not planned yet; call planner.plan(state) first")
-    upto = len(distributions) - 1 if upto is None else upto
-    if not 0 <= upto < len(distributions):
-        raise ValueError(f"upto: expected an iteration in [0, {len(distributions) - 1}], "
-                         f"got {upto!r}")
+    upto = _last_iteration(distributions, upto)
     ax = ax if ax is not None else new_axes((7.0, 3.4))
     colors = plt.get_cmap("viridis")(np.linspace(0.1, 0.9, len(distributions)))
     for i, distribution in enumerate(distributions[: upto + 1]):
@@ -206,12 +213,7 @@ def draw_mppi_nominals(planner: MPPI, upto: int | None = None, dim: int = 0,
         The Axes; iteration i's line has gid "iteration:i".
     """
     nominals = planner.nominals
-    if not nominals:
-        raise ValueError("planner: has not planned yet; call planner.plan(state) first")
-    upto = len(nominals) - 1 if upto is None else upto
-    if not 0 <= upto < len(nominals):
-        raise ValueError(f"upto: expected an iteration in [0, {len(nominals) - 1}], "
-                         f"got {upto!r}")
+    upto = _last_iteration(nominals, upto)
     ax = ax if ax is not None else new_axes((7.0, 3.4))
     colors = plt.get_cmap("plasma")(np.linspace(0.1, 0.85, len(nominals)))
     for i, nominal in enumerate(nominals[: upto + 1]):

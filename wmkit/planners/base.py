@@ -144,6 +144,17 @@ class MPCPlanner:
         self.reseed(seed)
         self.reset()
 
+    def require_sequences(self, count: int, counted: str, why: str) -> None:
+        """A ValueError unless the budget pays for `count` sequences of the horizon.
+
+        A planner that imagines in rounds calls this after `__init__`: `counted` names `count`
+        in the message ("iterations"), `why` says what the sequences are for.
+        """
+        if self.budget < count * self.horizon:
+            raise ValueError(f"budget: expected at least {counted} x horizon = "
+                             f"{count * self.horizon} imagined transitions ({why}), "
+                             f"got {self.budget}")
+
     # -- the Planner interface -----------------------------------------------------------------
 
     def reseed(self, seed: int) -> None:

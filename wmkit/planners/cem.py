@@ -146,14 +146,9 @@ class CEM(MPCPlanner):
             raise ValueError(f"momentum: expected a float in [0, 1), got {momentum!r}")
         self.momentum = float(momentum)
         self.initial_std = check_positive_float("initial_std", initial_std)
-        horizon = check_positive_int("horizon", horizon)
-        budget = check_positive_int("budget", budget)
-        if budget < self.iterations * horizon:
-            raise ValueError(f"budget: expected at least iterations x horizon = "
-                             f"{self.iterations * horizon} imagined transitions (one sequence "
-                             f"per iteration), got {budget}")
         super().__init__(model, budget, horizon, termination_fn, risk, max_disagreement, seed,
                          compile)
+        self.require_sequences(self.iterations, "iterations", "one sequence per iteration")
         self.population = self.budget // (self.iterations * self.horizon)
         self.elites = elite_count(self.population, self.elite_fraction)
         self.distributions: list[Gaussian | Categorical] = []

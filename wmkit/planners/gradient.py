@@ -57,14 +57,9 @@ class GradientPlanner(MPCPlanner):
                  compile: bool = False) -> None:
         self.steps = check_positive_int("steps", steps)
         self.lr = check_positive_float("lr", lr)
-        horizon = check_positive_int("horizon", horizon)
-        budget = check_positive_int("budget", budget)
-        if budget < self.steps * horizon:
-            raise ValueError(f"budget: expected at least steps x horizon = "
-                             f"{self.steps * horizon} imagined transitions (one sequence), "
-                             f"got {budget}")
         super().__init__(model, budget, horizon, termination_fn, risk, max_disagreement, seed,
                          compile)
+        self.require_sequences(self.steps, "steps", "one sequence")
         if self.action_spec.discrete:
             raise ValueError(f"model: GradientPlanner needs Box (continuous) actions, which "
                              f"have a gradient; this model's are Discrete({self.action_spec.n})"

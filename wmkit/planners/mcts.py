@@ -107,10 +107,7 @@ class MCTS(MPCPlanner):
             raise ValueError(f"model: MCTS needs Discrete actions (a tree branches on each "
                              f"one); this model's are a Box of {spec.n} dims: use CEM, MPPI "
                              f"or GradientPlanner")
-        if self.budget < spec.n * self.horizon:
-            raise ValueError(f"budget: expected at least n_actions x horizon = "
-                             f"{spec.n * self.horizon} imagined transitions (one rollout per "
-                             f"action at the root), got {budget}")
+        self.require_sequences(spec.n, "n_actions", "one rollout per action at the root")
         # Round 1 only expands the root: give it all the rollouts a round may have, at least n.
         self.rollouts_per_round = max(spec.n, self.budget // (self.rounds * self.horizon))
         self.tree: Tree | None = None

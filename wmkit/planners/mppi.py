@@ -98,14 +98,10 @@ class MPPI(MPCPlanner):
         self.iterations = check_positive_int("iterations", iterations)
         self.temperature = check_positive_float("temperature", temperature)
         self.noise = check_positive_float("noise", noise)
-        horizon = check_positive_int("horizon", horizon)
-        budget = check_positive_int("budget", budget)
-        if budget < 2 * self.iterations * horizon:
-            raise ValueError(f"budget: expected at least 2 x iterations x horizon = "
-                             f"{2 * self.iterations * horizon} imagined transitions (the nominal"
-                             f" and one perturbation per iteration), got {budget}")
         super().__init__(model, budget, horizon, termination_fn, risk, max_disagreement, seed,
                          compile)
+        self.require_sequences(2 * self.iterations, "2 x iterations",
+                               "the nominal and one perturbation per iteration")
         if self.action_spec.discrete and self.noise > 1:
             raise ValueError(f"noise: expected a share of random actions in (0, 1] for "
                              f"Discrete actions, got {noise!r}")
