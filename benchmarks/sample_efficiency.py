@@ -5,10 +5,11 @@ evaluated on 3 separate episodes that are not added to the data. The table gives
 env steps in the training data (warm-up included) at the first evaluation that scored >= 475.
 
 The agent is the kit's default: `wm.RandomShooting(model)` (500 x 20, "mean") and
-`wm.learn(env, planner, steps=..., seed=s)` with its defaults. Variants: the learned termination
-head ("learned"), the same loop with at least 300 gradient updates per fit ("more-updates",
-`learn(fit_kwargs={"min_updates": 300})`; the default 30 epochs are 30 updates at a few
-hundred rows), the same planner given CartPole's true termination rule beside the learned
+`wm.learn(env, planner, steps=..., seed=s)` with its defaults (30 epochs a fit, at least 100
+gradient updates). Variants: the learned termination head ("learned"), the same loop with
+fits of at least 300 updates ("more-updates", `learn(min_updates=300)`) or just the 30 epochs
+("fewer-updates", `learn(min_updates=0)`: 30 updates while the buffer is one batch), the
+same planner given CartPole's true termination rule beside the learned
 dynamics ("true-termination", as mbrl-lib's PETS tutorial runs), a 5-member ensemble of the
 same MLP with its learned termination head ("ensemble", "mean" propagation; about 5x the
 compute per decision), and the planner with the true dynamics ("perfect model": no learning).
@@ -36,7 +37,8 @@ import torch
 import wmkit as wm
 from wmkit.sweep import add_sweep_arguments, parse_sweep_args, run_sweep
 
-VARIANTS = ("learned", "more-updates", "true-termination", "ensemble")
+VARIANTS = ("learned", "more-updates", "fewer-updates", "true-termination", "ensemble")
+MIN_UPDATES = {"more-updates": 300, "fewer-updates": 0}  # the others: learn's default
 
 
 class TimedShooting(wm.RandomShooting):
@@ -68,10 +70,10 @@ def run(variant: str, seed: int, args: argparse.Namespace) -> dict:
     shape = {} if args.candidates is None else {"candidates": args.candidates}
     planner = TimedShooting(model, horizon=args.horizon, termination_fn=termination,
                             seed=seed, **shape)
-    fit_kwargs = {"min_updates": 300} if variant == "more-updates" else None
+    updates = {"min_updates": MIN_UPDATES[variant]} if variant in MIN_UPDATES else {}
     start, cpu_start = time.perf_counter(), time.process_time()
     log = wm.learn(env, planner, steps=args.steps, seed=seed, eval_episodes=3,
-                   target_return=475, fit_kwargs=fit_kwargs, progress=False)
+                   target_return=475, progress=False, **updates)
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     clock = planner.seconds
     real_steps = len(log.buffer)

@@ -37,6 +37,9 @@ def test_stats_are_per_dimension_and_floored(cartpole_buffer):
     assert stats.obs_std.shape == (4,) and (stats.delta_std > 0).all()
     assert float(stats.reward_std) == pytest.approx(1e-3)  # constant reward, floored std
     assert 0.03 < stats.done_fraction < 0.08
+    seen = torch.cat([data["obs"], data["next_obs"]])  # the range: every observation held
+    assert torch.equal(stats.obs_low, seen.amin(0)) and torch.equal(stats.obs_high, seen.amax(0))
+    assert (stats.obs_high[2] > 0.2095) and (stats.obs_low[2] < -0.2095)  # the pole's ends
 
 
 def test_extend_and_growth():

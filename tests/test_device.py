@@ -348,9 +348,10 @@ def test_the_default_device_is_cuda_when_present(monkeypatch):
 
 def test_normalised_models_keep_their_state_dict_keys(cartpole_buffer):
     env = wm.make_env("CartPole-v1")
-    stats = ["obs_mean", "delta_mean", "obs_std", "delta_std", "reward_mean", "reward_std"]
+    stats = ["obs_mean", "delta_mean", "obs_std", "delta_std", "reward_mean", "reward_std",
+             "obs_low", "obs_high"]
     mlp = wm.MLPWorldModel.for_env(env, device="cpu")
-    assert list(mlp.state_dict())[:6] == stats
+    assert list(mlp.state_dict())[:8] == stats
     ensemble = wm.EnsembleWorldModel.for_env(env, gaussian=True, device="cpu")
     assert [k for k in ensemble.state_dict() if not k.startswith("net.")] == \
         ["max_logvar", "min_logvar", *stats, "action_space"]

@@ -56,6 +56,8 @@ def test_learn_rejects_warmup_longer_than_steps():
 
 @pytest.mark.parametrize("fit_kwargs, match", [
     ({"lrr": 1e-3}, "fit_kwargs: .*lrr"), ({"final_lr": 0.0}, "final_lr"),
+    ({"min_updates": 300}, "fit_kwargs: min_updates is an argument of learn"),
+    ({"epochs": 5}, "fit_kwargs: epochs is an argument of learn"),
 ])
 def test_learn_checks_fit_kwargs_before_collecting_data(fit_kwargs, match):
     env = wm.make_env("CartPole-v1")
@@ -66,8 +68,8 @@ def test_learn_checks_fit_kwargs_before_collecting_data(fit_kwargs, match):
 
 
 def test_min_updates_raises_the_epochs_of_small_fits():
-    """At 20 rows an epoch is one batch: `fit_kwargs={"min_updates": N}` raises the epochs
-    so a fit makes N updates, `epochs` stays the floor, and a bad value is refused before any
+    """At 20 rows an epoch is one batch: `min_updates=N` (100 by default) raises the epochs so
+    a fit makes N updates, `epochs` stays the floor, and a bad value is refused before any
     data is collected."""
     def first_fit_epochs(**kwargs) -> int:
         env = wm.make_env("CartPole-v1", seed=0)
@@ -76,24 +78,33 @@ def test_min_updates_raises_the_epochs_of_small_fits():
         log = wm.learn(env, planner, steps=21, seed=0, warmup=20, progress=False, **kwargs)
         return len(log.histories[0].train["total"])
 
-    assert first_fit_epochs(epochs=2) == 2  # the default: no minimum
-    assert first_fit_epochs(epochs=2, fit_kwargs={"min_updates": 50}) == 50
-    assert first_fit_epochs(epochs=40, fit_kwargs={"min_updates": 25}) == 40
+    assert first_fit_epochs(epochs=2) == 100  # the default minimum
+    assert first_fit_epochs(epochs=2, min_updates=0) == 2
+    assert first_fit_epochs(epochs=2, min_updates=50) == 50
+    assert first_fit_epochs(epochs=40, min_updates=25) == 40
     env = wm.make_env("CartPole-v1")
     env.step = None  # nothing may be collected before the check
     planner = wm.RandomShooting(wm.MLPWorldModel.for_env(env, hidden=8, device="cpu"))
-    with pytest.raises(ValueError, match="min_updates"):
-        wm.learn(env, planner, steps=300, fit_kwargs={"min_updates": -1}, progress=False)
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ValueError, match="min_updates"):
+            wm.learn(env, planner, steps=300, min_updates=bad, progress=False)
+    with pytest.raises(ValueError, match="epochs"):
+        wm.learn(env, planner, steps=300, epochs=0, progress=False)
 
 
-def test_model_based_agent_solves_cartpole_from_under_1000_steps():
-    """The whole loop, seeded: a mean return >= 475 on 3 held-out episodes within 1,000 steps."""
-    seed = 3  # as benchmarks/sample_efficiency.py runs it (it solved 3 of 5 seeds by 1,000)
-    wm.seed_everything(seed)  # before building the model, so its initial weights are seeded
-    env = wm.make_env("CartPole-v1", seed=seed)
-    planner = wm.RandomShooting(wm.MLPWorldModel.for_env(env, device="cpu"), horizon=20,
-                                candidates=200, seed=seed)
-    log = wm.learn(env, planner, steps=1_000, seed=seed, eval_episodes=3, target_return=475,
-                   progress=False)
-    assert log.solved_at() is not None and log.solved_at() <= 1_000, [
-        (e.real_steps, e.mean_return) for e in log.evals]
+def test_model_based_agent_solves_cartpole_in_a_few_hundred_steps_on_the_median_seed():
+    """The whole loop on three seeds (one seeded run is chaotic and proves little): the median
+    seed's 3-episode mean reaches 475 within 700 real steps, warm-up included (measured: 300,
+    not by 1,000, 330). A cheaper planner than the default (200 candidates, not 500); notebook
+    03 runs seeds 0-2 the same way (457, 512, not by 1,000), benchmarks/sample_efficiency.py
+    the default on seeds 0-9 (docs/RESULTS.md)."""
+    solved = []
+    for seed in (3, 4, 5):
+        wm.seed_everything(seed)  # before building the model, so its initial weights are seeded
+        env = wm.make_env("CartPole-v1", seed=seed)
+        planner = wm.RandomShooting(wm.MLPWorldModel.for_env(env, device="cpu"), horizon=20,
+                                    candidates=200, seed=seed)
+        log = wm.learn(env, planner, steps=1_000, seed=seed, eval_episodes=3, target_return=475,
+                       progress=False)
+        solved.append(log.solved_at())
+    assert sorted(s if s is not None else 10**9 for s in solved)[1] <= 700, solved

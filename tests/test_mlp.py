@@ -252,3 +252,24 @@ def test_fast_imagine_equals_stepping_predict(env_name, cartpole_buffer):
             alive = wm.alive_before(rollout.dones)[:, t]
             assert torch.allclose(rollout.rewards[:, t], reward * alive, atol=1e-4, rtol=1e-4)
             assert torch.equal(rollout.dones[:, t], logit > 0)
+
+
+def test_a_state_beyond_the_data_reads_as_the_nearest_state_inside_it(trained_mlp,
+                                                                       cartpole_buffer):
+    """The network reads observations clamped to the data's range (`Normalised.inputs`); the
+    change it predicts is added to the true state, so a cart beyond the data keeps its place."""
+    stats = cartpole_buffer.stats()
+    assert torch.equal(trained_mlp.obs_low, stats.obs_low)
+    assert torch.equal(trained_mlp.obs_high, stats.obs_high)
+    edge = torch.tensor([[float(stats.obs_high[0]), 0.1, 0.02, -0.1]])
+    beyond = edge + torch.tensor([[5.0, 0.0, 0.0, 0.0]])  # far right of every cart in the data
+    action = torch.tensor([1])
+    at_edge, beyond_edge = trained_mlp.predict(edge, action), trained_mlp.predict(beyond, action)
+    assert torch.allclose(beyond_edge[0] - beyond, at_edge[0] - edge, atol=1e-5)
+    assert beyond_edge[0][0, 0] > 5.0 + float(stats.obs_high[0]) - 0.1
+    assert torch.equal(beyond_edge[1], at_edge[1]) and torch.equal(beyond_edge[2], at_edge[2])
+    with torch.no_grad():  # the folded fast path clamps the same way
+        rollout = trained_mlp.imagine(beyond[0], action.reshape(1, 1))
+    assert torch.allclose(rollout.observations[0, 1], beyond_edge[0][0], atol=1e-5)
+    fresh = cartpole_model()  # before any fit: nothing is clamped
+    assert torch.isfinite(fresh.obs_low).all() and (fresh.obs_low < -1e30).all()

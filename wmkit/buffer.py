@@ -17,7 +17,11 @@ FRAME_FIELDS = ("obs", "next_obs")
 
 @dataclass(frozen=True)
 class NormStats:
-    """Per-dimension statistics the models normalise with (all shapes (D,) except reward ())."""
+    """Per-dimension statistics the models normalise with (all shapes (D,) except reward ()).
+
+    obs_low, obs_high: the smallest and largest observation (obs or next_obs) in the data, per
+    dimension: the box a model has seen, which it clamps its inputs to (`Normalised.inputs`).
+    """
 
     obs_mean: torch.Tensor
     obs_std: torch.Tensor
@@ -26,6 +30,8 @@ class NormStats:
     reward_mean: torch.Tensor
     reward_std: torch.Tensor
     done_fraction: float
+    obs_low: torch.Tensor
+    obs_high: torch.Tensor
 
 
 class ReplayBuffer:
@@ -203,7 +209,8 @@ class ReplayBuffer:
         return self[index]
 
     def stats(self) -> NormStats:
-        """Mean and std of observations, of their one-step change and of rewards."""
+        """Mean and std of observations, of their one-step change and of rewards; the range of
+        the observations."""
         self._check_not_empty()
         d = self.tensors()
         delta = d["next_obs"] - d["obs"]
@@ -214,6 +221,9 @@ class ReplayBuffer:
             reward_mean=d["reward"].mean(),
             reward_std=d["reward"].std(correction=0).clamp_min(1e-3),
             done_fraction=float(d["terminated"].float().mean()),
+            # Every observation the data holds, the last next_obs of an episode included.
+            obs_low=torch.minimum(d["obs"].amin(0), d["next_obs"].amin(0)),
+            obs_high=torch.maximum(d["obs"].amax(0), d["next_obs"].amax(0)),
         )
 
     def episode_returns(self) -> list[float]:

@@ -11,17 +11,20 @@ from tqdm.auto import tqdm
 from .buffer import ReplayBuffer
 from .runner import Episode, Evaluation, LearnLog, evaluate, run
 from .train import check_fit_kwargs, fit
-from .utils import check_positive_int, seed_everything
+from .utils import check_nonnegative_int, check_positive_int, seed_everything
 
 
 def learn(env: gym.Env, planner: Any, steps: int = 1_000, seed: int = 0, warmup: int = 200,
-          refit_every: int = 100, epochs: int = 30, eval_episodes: int = 0,
-          eval_every: int = 1, target_return: float | None = None,
+          refit_every: int = 100, epochs: int = 30, min_updates: int = 100,
+          eval_episodes: int = 0, eval_every: int = 1, target_return: float | None = None,
           fit_kwargs: dict[str, Any] | None = None, progress: bool = True) -> LearnLog:
     """Train `planner.model` in place from `steps` real steps (warm-up included).
 
     The first `warmup` steps act at random; then the model is fitted and the planner acts.
-    The model is refitted (warm-started) at every episode end and every `refit_every` steps.
+    The model is refitted (warm-started) at every episode end and every `refit_every` steps,
+    each fit `epochs` epochs but at least `min_updates` gradient updates: while the buffer
+    holds a few hundred rows an epoch is one batch, and 30 updates leave the termination head
+    undertrained (100 measured best; docs/RESULTS.md). `fit_kwargs`: any other `fit` argument.
     With `eval_episodes > 0`, a fit is followed by an evaluation on a copy of the env (never
     added to the data) once `eval_every` real steps have passed since the last one (1: after
     every fit); with `target_return`, learning stops once one reaches it. Evaluating never
@@ -32,6 +35,13 @@ def learn(env: gym.Env, planner: Any, steps: int = 1_000, seed: int = 0, warmup:
     warmup = check_positive_int("warmup", warmup)
     refit_every = check_positive_int("refit_every", refit_every)
     eval_every = check_positive_int("eval_every", eval_every)
+    epochs = check_positive_int("epochs", epochs)
+    min_updates = check_nonnegative_int("min_updates", min_updates)
+    fit_kwargs = check_fit_kwargs(fit_kwargs)
+    for name in ("epochs", "min_updates"):
+        if name in fit_kwargs:
+            raise ValueError(f"fit_kwargs: {name} is an argument of learn itself; pass "
+                             f"learn(..., {name}=...)")
     if warmup > steps:
         raise ValueError(f"warmup: expected at most steps={steps}, got {warmup}")
     seed_everything(seed)
@@ -39,7 +49,7 @@ def learn(env: gym.Env, planner: Any, steps: int = 1_000, seed: int = 0, warmup:
     planner.explore = True  # training episodes; every evaluation runs with it False
     eval_env = copy.deepcopy(env) if eval_episodes else None
     log = LearnLog(buffer=ReplayBuffer.for_env(env, capacity=steps))
-    fit_args = {"epochs": epochs, "progress": False, **check_fit_kwargs(fit_kwargs)}
+    fit_args = {"epochs": epochs, "min_updates": min_updates, "progress": False, **fit_kwargs}
     since_fit, fitted, last_eval = 0, False, -eval_every
     bar = tqdm(run(env, planner, steps=steps, seed=seed, warmup=warmup), total=steps,
                desc="learn", disable=not progress)

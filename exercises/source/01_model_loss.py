@@ -118,7 +118,7 @@ class MyModel(wm.MLPWorldModel):
 
 
 my_model = MyModel.for_env(env, hidden=64, device="cpu")
-wm.fit(my_model, buffer, epochs=15, seed=0, progress=False)
+wm.fit(my_model, buffer, epochs=40, seed=0, progress=False)
 error = wm.one_step_error(my_model, buffer)
 print(error)
 assert error["model"] < error["no_change"] / 5, "the model learned little: check your loss"

@@ -181,8 +181,12 @@ class EnsembleWorldModel(Imagines, Normalised, nn.Module):
     # -- the networks ---------------------------------------------------------------------------
 
     def _inputs(self, obs: torch.Tensor, encoded_action: torch.Tensor) -> torch.Tensor:
-        """Raw obs (..., B, D), encoded actions (..., B, A) -> network inputs (..., B, D + A)."""
-        return torch.cat([(obs - self.obs_mean) / self.obs_std, encoded_action], dim=-1)
+        """Raw obs (..., B, D), encoded actions (..., B, A) -> network inputs (..., B, D + A).
+
+        Unlike the kit's other models, the ensemble reads states off the data *unclamped*
+        (`standardise`, not `inputs`): that its members then disagree is how it knows it is off
+        the data (`risk`, `max_disagreement`); clamped, they would agree there."""
+        return torch.cat([self.standardise(obs), encoded_action], dim=-1)
 
     def _network(self, x: torch.Tensor) -> torch.Tensor:
         """Inputs (B, D + A) shared by all members, or (E, B, D + A) -> outputs (E, B, out)."""
@@ -328,7 +332,7 @@ class EnsembleWorldModel(Imagines, Normalised, nn.Module):
 
     def features(self, obs: torch.Tensor) -> torch.Tensor:
         """Observations (..., D) -> normalised observations (..., D): what a policy reads."""
-        return (obs - self.obs_mean) / self.obs_std
+        return self.standardise(obs)
 
     # -- handy for notebooks --------------------------------------------------------------------
 

@@ -51,9 +51,9 @@ class MLPWorldModel(Normalised, nn.Module):
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """Raw obs (B, D) and actions (B,) or (B, A) -> normalised outputs (B, D + 2):
-        [delta (D), reward (1), termination logit (1)]."""
-        x = (obs - self.obs_mean) / self.obs_std
-        return self.net(torch.cat([x, self.action_spec.encode(action)], dim=-1))
+        [delta (D), reward (1), termination logit (1)]. The network reads `inputs(obs)`:
+        clamped to the data's range, then normalised (see `Normalised`)."""
+        return self.net(torch.cat([self.inputs(obs), self.action_spec.encode(action)], dim=-1))
 
     def predict(self, obs: torch.Tensor, action: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -102,10 +102,11 @@ class MLPWorldModel(Normalised, nn.Module):
         """Roll N action sequences (N, H[, A]) forward from `state` (D,) or (N, D).
 
         The same numbers as calling `predict` H times, but faster: the normalisation is folded
-        into the first and last layers (`_folded_layers`), so each step is just the network's
-        matmuls, its activations and one add. `termination_fn`, if given, replaces the learned
-        termination head (e.g. a known rule, as mbrl-lib's PETS does). With a policy instead
-        of sequences, the generic loop `imagine_latent` runs `predict` step by step.
+        into the first and last layers (`_folded_layers`), so each step is just the clamp to
+        the data's range, the network's matmuls, its activations and one add.
+        `termination_fn`, if given, replaces the learned termination head (e.g. a known rule,
+        as mbrl-lib's PETS does). With a policy instead of sequences, the generic loop
+        `imagine_latent` runs `predict` step by step.
         """
         if not isinstance(actions, torch.Tensor):
             return imagine_latent(self, state, actions, termination_fn, horizon, check)
@@ -113,22 +114,18 @@ class MLPWorldModel(Normalised, nn.Module):
         n, horizon = actions.shape[:2]
         d = self.obs_dim
         obs = self.initial(state, n)
-        first_obs, first_act, first_bias, hidden, last = self._folded_layers()
-        if self.action_spec.discrete:
-            table = first_act + first_bias  # one row per action: a lookup, not a matmul
-        else:
-            encoded = self.action_spec.encode(actions)
+        first, hidden, last = self._folded_layers()
+        # Each step's actions as the network reads them (one-hot for Discrete), (N, A'),
+        # concatenated to the observation: layer 1 is one `addmm`. (A lookup of W_a's row per
+        # action costs more than the matmul it saves: index_select copies (N, hidden).)
+        # Encoded step by step: all H at once would hold N x H x A' floats.
         # In place when nothing needs gradients (planning): one (N, hidden) buffer less.
         inplace = not torch.is_grad_enabled()
         observations, outputs = [obs], []
         for t in range(horizon):
-            # The action's share of layer 1 (bias included), (N, hidden), made step by step:
-            # all H at once would hold N x H x hidden floats (24 GB at 10^6 x 30 x 200).
-            if self.action_spec.discrete:
-                action_in = table.index_select(0, actions[:, t])
-            else:
-                action_in = torch.addmm(first_bias, encoded[:, t], first_act)
-            h = torch.addmm(action_in, obs, first_obs)
+            seen = torch.clamp(obs, self.obs_low, self.obs_high)  # `inputs`, unnormalised
+            encoded = self.action_spec.encode(actions[:, t]).to(obs.dtype)
+            h = torch.addmm(first[1], torch.cat([seen, encoded], 1), first[0])
             for weight, bias in hidden:
                 h = torch.addmm(bias, F.silu(h, inplace=inplace), weight)
             out = torch.addmm(last[1], F.silu(h, inplace=inplace), last[0])  # (N, D + 2), raw
@@ -167,24 +164,26 @@ class MLPWorldModel(Normalised, nn.Module):
 
     def features(self, obs: torch.Tensor) -> torch.Tensor:
         """Observations (..., D) -> normalised observations (..., D): what a policy reads."""
-        return (obs - self.obs_mean) / self.obs_std
+        return self.standardise(obs)
 
-    def _folded_layers(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list, tuple]:
-        """The network's weights, transposed for `addmm`, with the normalisation folded in.
+    def _folded_layers(self) -> tuple[tuple, list, tuple]:
+        """The network's (weight (in, out), bias) pairs, for `addmm`, normalisation folded in.
 
-        Input side: W [(obs - mean) / std, a] + b = (W_obs / std) obs + W_a a + b', with
-        b' = b - (W_obs / std) mean; for discrete actions W_a a + b' is a row lookup.
+        Input side: W [(obs - mean) / std, a] + b = [W_obs / std, W_a] [obs, a] + b', with
+        b' = b - (W_obs / std) mean.
         Output side: scaling the last layer's rows by the delta/reward std and adding their
         means to its bias gives raw-unit outputs directly.
+        Returns (first layer, [hidden layers], last layer).
         """
         linears = [m for m in self.net if isinstance(m, nn.Linear)]
         first, last = linears[0], linears[-1]
         d = self.obs_dim
         w_obs = first.weight[:, :d] / self.obs_std
-        bias = first.bias - w_obs @ self.obs_mean
+        first_folded = (torch.cat([w_obs, first.weight[:, d:]], 1).t(),
+                        first.bias - w_obs @ self.obs_mean)
         one = torch.ones(1, device=self.device)
         scale = torch.cat([self.delta_std, self.reward_std.reshape(1), one])
         shift = torch.cat([self.delta_mean, self.reward_mean.reshape(1), 0 * one])
         hidden = [(m.weight.t(), m.bias) for m in linears[1:-1]]
         last_folded = ((last.weight * scale[:, None]).t(), last.bias * scale + shift)
-        return w_obs.t(), first.weight[:, d:].t(), bias, hidden, last_folded
+        return first_folded, hidden, last_folded

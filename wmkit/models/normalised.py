@@ -3,6 +3,15 @@
 Models learn from standardised inputs and targets. The statistics belong to the data (the
 `ReplayBuffer` computes them, `fit` copies them in), but they must travel with the weights, so
 a model keeps them in registered buffers: they are saved in `state_dict()` and follow `.to()`.
+
+A network never reads an observation outside the box of the data it was fitted on: `inputs`
+clamps each dimension to the data's range first. Why: CartPole's dynamics do not depend on the
+cart's position, but an MLP fitted on carts that stayed within 0.2 of the centre gives a cart at
+0.5 whatever its weights extrapolate to, and planning through those imagined states drove the
+cart off the track. Clamped, a state beyond the data reads as the nearest state inside it (the
+change it predicts is still added to the true, unclamped state; docs/RESULTS.md measures what
+it buys). The ensemble is the exception: it reads states off the data unclamped, because its
+members' disagreement there is what it is for.
 """
 
 from __future__ import annotations
@@ -16,7 +25,7 @@ import torch
 from ..buffer import NormStats
 from ..spaces import ActionSpec
 
-OBS_STATS = ("obs_mean", "obs_std")
+OBS_STATS = ("obs_mean", "obs_std", "obs_low", "obs_high")
 DELTA_STATS = ("delta_mean", "delta_std")
 REWARD_STATS = ("reward_mean", "reward_std")
 
@@ -27,8 +36,9 @@ class Normalised:
     """Mixin for an `nn.Module` world model built as `cls(obs_dim, action_spec, **kwargs)`.
 
     Call `register_norm_buffers(obs_dim)` in `__init__` (after `super().__init__()`); then the
-    model has `obs_mean`, `obs_std` (D,), optionally `delta_mean`, `delta_std` (D,), and
-    `reward_mean`, `reward_std` (), plus `set_normalizer`, `device` and `for_env`.
+    model has `obs_mean`, `obs_std`, `obs_low`, `obs_high` (D,), optionally `delta_mean`,
+    `delta_std` (D,), and `reward_mean`, `reward_std` (), plus `set_normalizer`, `standardise`,
+    `inputs`, `device` and `for_env`.
     """
 
     _norm_names: tuple[str, ...]
@@ -39,7 +49,8 @@ class Normalised:
     fit_defaults: ClassVar[Mapping[str, Any]] = {}
 
     def register_norm_buffers(self, obs_dim: int, deltas: bool = True) -> None:
-        """Identity statistics (mean 0, std 1) until `set_normalizer` copies the data's in.
+        """Identity statistics (mean 0, std 1, an unbounded range) until `set_normalizer`
+        copies the data's in.
 
         deltas: also keep statistics of the change in observation (models that predict it).
         The registration order fixes the `state_dict` order: means first, then stds.
@@ -52,6 +63,10 @@ class Normalised:
             self.register_buffer(name, torch.ones(obs_dim))
         self.register_buffer("reward_mean", torch.zeros(()))
         self.register_buffer("reward_std", torch.ones(()))
+        # The widest finite range (a saved model must hold finite numbers): no clamping yet.
+        widest = torch.finfo(torch.float32).max
+        self.register_buffer("obs_low", torch.full((obs_dim,), -widest))
+        self.register_buffer("obs_high", torch.full((obs_dim,), widest))
         spec = self.action_spec
         self.register_buffer("action_space", torch.tensor(
             [float(spec.discrete), float(spec.n), *spec.low, *spec.high], dtype=torch.float64))
@@ -61,6 +76,15 @@ class Normalised:
         """Copy the buffer's statistics into the model (done by `fit` before training)."""
         for name in self._norm_names:
             getattr(self, name).copy_(getattr(stats, name))
+
+    def standardise(self, obs: torch.Tensor) -> torch.Tensor:
+        """Observations (..., D) -> standardised observations (..., D), unclamped."""
+        return (obs - self.obs_mean) / self.obs_std
+
+    def inputs(self, obs: torch.Tensor) -> torch.Tensor:
+        """Observations (..., D) -> what the network reads (..., D): clamped to the data's
+        range (`obs_low`, `obs_high`), then normalised. See the module docstring for why."""
+        return self.standardise(torch.clamp(obs, self.obs_low, self.obs_high))
 
     # The action space travels in `state_dict()` (as the `action_space` buffer: discrete flag,
     # n, low, high), so weights trained for one action space never load silently into a model

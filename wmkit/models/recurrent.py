@@ -119,14 +119,12 @@ class RecurrentWorldModel(Imagines, Normalised, nn.Module):
                 ) -> torch.Tensor:
         """obs (..., D), previous action encoded (..., A), first (...) bool -> (..., T)."""
         first = first[..., None].float()
-        return torch.cat([(obs - self.obs_mean) / self.obs_std, previous * (1 - first), first],
-                         -1)
+        return torch.cat([self.inputs(obs), previous * (1 - first), first], -1)
 
     def _outputs(self, features: torch.Tensor, obs: torch.Tensor, encoded_action: torch.Tensor
                  ) -> torch.Tensor:
         """(..., F), (..., D), (..., A) -> normalised [change (D), reward, done logit]."""
-        return self.head(torch.cat([features, (obs - self.obs_mean) / self.obs_std,
-                                    encoded_action], -1))
+        return self.head(torch.cat([features, self.inputs(obs), encoded_action], -1))
 
     def _check_sequences(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Move a batch of windows (B, L, ...) to the device; ValueError if a field is bad."""
