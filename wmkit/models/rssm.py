@@ -169,12 +169,12 @@ class RSSMWorldModel(Imagines, Normalised, nn.Module):
         noise = torch.randn(mean.shape, generator=generator, device=mean.device)
         return mean + std * noise
 
-    def _normalise(self, obs: torch.Tensor, clamp: bool = True) -> torch.Tensor:
-        """What the encoder reads (clamped to the data's range: `Normalised.inputs`), or with
-        clamp False what the decoder is scored against."""
+    def _normalise(self, obs: torch.Tensor) -> torch.Tensor:
+        """What the encoder reads: vectors clamped to the data's range and standardised
+        (`Normalised.inputs`)."""
         if self.frame_size is not None:  # frames: raw ink units (see the class docstring)
             return obs
-        return self.inputs(obs) if clamp else self.standardise(obs)
+        return self.inputs(obs)
 
     def _h0(self, batch_shape: tuple[int, ...]) -> torch.Tensor:
         """The learned initial h, expanded to (*batch_shape, deter)."""
@@ -249,8 +249,8 @@ class RSSMWorldModel(Imagines, Normalised, nn.Module):
         over dimensions, standardised units (frames: raw ink units). Frames are decoded only
         at `rows` (B, L) bool, the rows that count (zero elsewhere); vectors everywhere."""
         if self.frame_size is None:
-            target = self._normalise(obs, clamp=False)
-            return ((self.decoder(state.features) - target) ** 2).sum(-1)
+            # Scored against the true observation, unclamped: off the data the error shows.
+            return ((self.decoder(state.features) - self.standardise(obs)) ** 2).sum(-1)
         error = obs.new_zeros(obs.shape[:-1])
         error[rows] = ((self.decoder(state.features[rows]) - obs[rows]) ** 2).sum(-1)
         return error
