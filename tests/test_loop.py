@@ -93,18 +93,18 @@ def test_min_updates_raises_the_epochs_of_small_fits():
 
 
 def test_model_based_agent_solves_cartpole_in_a_few_hundred_steps_on_the_median_seed():
-    """The whole loop on three seeds (one seeded run is chaotic and proves little): the median
-    seed's 3-episode mean reaches 475 within 700 real steps, warm-up included (measured: 300,
-    not by 1,000, 330). A cheaper planner than the default (200 candidates, not 500); notebook
-    03 runs seeds 0-2 the same way (457, 512, not by 1,000), benchmarks/sample_efficiency.py
-    the default on seeds 0-9 (docs/RESULTS.md)."""
+    """The default agent, the whole loop, three seeds (one seeded run is chaotic and proves
+    little): the median seed's evaluation episode reaches 475 within 400 real steps, warm-up
+    included (measured: 300, 228, 200). One evaluation episode per fit, as notebook 03 does on
+    seeds 0-2 (255, 266, 200): three would cost four times as long here, and
+    benchmarks/sample_efficiency.py measures the 3-episode mean on seeds 0-9 (docs/RESULTS.md:
+    a median of 350, these seeds 300, 628, 200)."""
     solved = []
     for seed in (3, 4, 5):
         wm.seed_everything(seed)  # before building the model, so its initial weights are seeded
         env = wm.make_env("CartPole-v1", seed=seed)
-        planner = wm.RandomShooting(wm.MLPWorldModel.for_env(env, device="cpu"), horizon=20,
-                                    candidates=200, seed=seed)
-        log = wm.learn(env, planner, steps=1_000, seed=seed, eval_episodes=3, target_return=475,
+        planner = wm.RandomShooting(wm.MLPWorldModel.for_env(env, device="cpu"), seed=seed)
+        log = wm.learn(env, planner, steps=1_000, seed=seed, eval_episodes=1, target_return=475,
                        progress=False)
         solved.append(log.solved_at())
-    assert sorted(s if s is not None else 10**9 for s in solved)[1] <= 700, solved
+    assert sorted(s if s is not None else 10**9 for s in solved)[1] <= 400, solved
