@@ -18,7 +18,15 @@ from wmkit.models.conv import (
     from_patches,
     to_patches,
 )
-from wmkit.pixels import InkFrame, as_frames, dream_errors, frame_size, pixel_twin, render_states
+from wmkit.pixels import (
+    InkFrame,
+    as_frames,
+    dream_against_reality,
+    dream_errors,
+    frame_size,
+    pixel_twin,
+    render_states,
+)
 
 SIZE = 32  # small frames keep every test quick; 64 is the default
 
@@ -238,6 +246,22 @@ def test_dream_errors_compare_dreams_with_the_still_frame(
     assert (errors["still"][1:] > errors["still"][:-1]).all()  # frames drift from the start
     with pytest.raises(ValueError, match="horizon"):
         dream_errors(model, pixels, horizon=500)
+
+
+def test_dream_against_reality_is_one_start_or_many(
+        trained: tuple[wm.RSSMWorldModel, float, float],
+        frames: tuple[wm.ReplayBuffer, wm.ReplayBuffer]) -> None:
+    """The explorer's one start and `dream_errors`' many get the same numbers per start."""
+    model, _, _ = trained
+    _, pixels = frames
+    rows = wm.analysis.open_loop_starts(pixels, horizon=4)[:3]
+    many = dream_against_reality(model, pixels, rows, horizon=4)
+    one = dream_against_reality(model, pixels, int(rows[1]), horizon=4)
+    assert many["real"].shape == (3, 5, SIZE * SIZE) and many["dream"].shape == (3, 4)
+    assert one["dream"].shape == (4,) and one["still"].shape == (4,)
+    assert torch.allclose(one["dream"], many["dream"][1], atol=1e-6)
+    assert torch.allclose(one["still"], many["still"][1])
+    assert 0 <= float(one["dreamed"].min()) and float(one["dreamed"].max()) <= 1
 
 
 # -- the frame autoencoder ----------------------------------------------------------------

@@ -18,8 +18,8 @@ which the kit does not depend on; `InkFrame`'s average over cells is what `Resiz
 `INTER_AREA` computes.
 
 `pixel_twin(buffer)` renders the frames of a buffer of CartPole *states*, so the true states
-stay at hand as probe targets (as `hidden_twin` does for notebook 06), and `dream_errors`
-compares a world model's decoded dreams with the real frames.
+stay at hand as probe targets (as `hidden_twin` does for notebook 06), and
+`dream_against_reality` compares a world model's decoded dreams with the real frames.
 """
 
 from __future__ import annotations
@@ -194,18 +194,33 @@ def pixel_twin(buffer: ReplayBuffer, size: int = DEFAULT_SIZE, name: str = "Cart
 
 
 @torch.no_grad()
+def dream_against_reality(model: Any, buffer: ReplayBuffer, starts: Any, horizon: int,
+                          burn_in: int = 1) -> dict[str, torch.Tensor]:
+    """A world model's decoded dreams beside the real frames, from buffer rows `starts`.
+
+    From each start (one int or S rows, as `wmkit.analysis.open_loop` takes them) the model
+    imagines the real actions that followed. Returns "real" and "dreamed" frames
+    ((S,) H + 1, D; dreams clamped to the ink range [0, 1]), and per-step squared errors
+    (mean over pixels) at 1..H steps ahead ((S,) H): "dream", and "still" for the guess "the
+    frame does not change" (the start frame), the bar a dream must beat to say anything about
+    motion. Raw ink units: per-pixel standardising, as `compounding_error` does, would divide
+    by ~0 on the paper.
+    """
+    from .analysis.open_loop import open_loop
+
+    real, imagined = open_loop(model, buffer, starts, horizon, burn_in)
+    dreamed = imagined.clamp(0, 1)
+    return {"real": real, "dreamed": dreamed,
+            "dream": ((dreamed[..., 1:, :] - real[..., 1:, :]) ** 2).mean(-1),
+            "still": ((real[..., :1, :] - real[..., 1:, :]) ** 2).mean(-1)}
+
+
 def dream_errors(model: Any, buffer: ReplayBuffer, horizon: int = 15, burn_in: int = 5,
                  max_starts: int = 50, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Per-step squared error (mean over pixels) of decoded dreams against the real frames.
-
-    From up to `max_starts` rows (each after `burn_in` - 1 real rows of its episode and
-    followed by `horizon` real steps; see `wmkit.analysis.open_loop`) the model imagines the
-    real actions. Returns "dream" (H,): the mean over starts of the error at 1..H steps, and
-    "still" (H,): the same for the guess "the frame does not change" (the start frame), the
-    bar a dream must beat to say anything about motion. Raw ink units (0 to 1): per-pixel
-    standardising, as `compounding_error` does, would divide by ~0 on the paper.
-    """
-    from .analysis.open_loop import open_loop, open_loop_starts
+    """`dream_against_reality`'s "dream" and "still" errors (H,), averaged over up to
+    `max_starts` rows chosen at random (each after `burn_in` - 1 real rows of its episode and
+    followed by `horizon` real steps; see `wmkit.analysis.open_loop`)."""
+    from .analysis.open_loop import open_loop_starts
 
     horizon = check_positive_int("horizon", horizon)
     rows = open_loop_starts(buffer, horizon, burn_in)
@@ -214,7 +229,5 @@ def dream_errors(model: Any, buffer: ReplayBuffer, horizon: int = 15, burn_in: i
                          f"{burn_in + horizon - 1} steps")
     chosen = torch.randperm(len(rows), generator=torch.Generator().manual_seed(seed))
     rows = rows[chosen[:check_positive_int("max_starts", max_starts)].sort().values]
-    real, imagined = open_loop(model, buffer, rows, horizon, burn_in)
-    dream = ((imagined[:, 1:].clamp(0, 1) - real[:, 1:]) ** 2).mean(-1).mean(0)
-    still = ((real[:, :1] - real[:, 1:]) ** 2).mean(-1).mean(0)
-    return {"dream": dream, "still": still}
+    dreams = dream_against_reality(model, buffer, rows, horizon, burn_in)
+    return {"dream": dreams["dream"].mean(0), "still": dreams["still"].mean(0)}

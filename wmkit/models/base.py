@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_chec
 
 import torch
 
+from ..utils import as_float_tensor
+
 if TYPE_CHECKING:
     from ..buffer import NormStats, ReplayBuffer
     from ..spaces import ActionSpec
@@ -185,6 +187,23 @@ class Imagines:
         return imagine_latent(self, state, actions, termination_fn, horizon, check)
 
 
+class ObservedState:
+    """Mixin: `filter` and `beliefs` of a Markov model, whose belief is the observation itself
+    (the MLP, the ensemble, the true CartPole and Pendulum)."""
+
+    obs_dim: int
+    device: torch.device
+
+    def filter(self, state: Any, action: Any, obs: Any) -> torch.Tensor:
+        """The observation, checked, as a (D,) tensor: the previous belief and action do not
+        matter when the state is observed."""
+        return as_float_tensor("obs", obs, (self.obs_dim,), self.device).reshape(self.obs_dim)
+
+    def beliefs(self, buffer: ReplayBuffer, index: torch.Tensor) -> torch.Tensor:
+        """The observations (N, D) of rows `index` (N,) of `buffer`."""
+        return buffer[index]["obs"].to(self.device)
+
+
 def batch_size_of(state: Any) -> int:
     """How many beliefs `state` holds: 1 for one (D,) observation, else its leading dimension
     (a latent state class such as `RSSMState` tells with `len`)."""
@@ -201,8 +220,6 @@ def observation_state(state: Any, obs_dim: int, device: torch.device) -> torch.T
     numpy array) is checked like an observation.
     """
     if not isinstance(state, torch.Tensor):
-        from ..utils import as_float_tensor
-
         return as_float_tensor("state", state, (obs_dim,), device)
     if state.dim() not in (1, 2) or state.shape[-1] != obs_dim:
         raise ValueError(f"state: expected shape ({obs_dim},) or (N, {obs_dim}), "

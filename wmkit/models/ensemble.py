@@ -50,10 +50,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..buffer import ReplayBuffer
 from ..spaces import ActionSpec
-from ..utils import as_float_tensor, check_positive_int, default_device
-from .base import Imagines, observation_state
+from ..utils import check_positive_int, default_device
+from .base import Imagines, ObservedState, observation_state
 from .normalised import Normalised
 
 Propagation = Literal["mean", "random_member"]
@@ -124,7 +123,7 @@ def _spread(delta: torch.Tensor, centre: torch.Tensor) -> torch.Tensor:
     return (delta - centre).square().mean(dim=0).sqrt().mean(dim=-1)
 
 
-class EnsembleWorldModel(Imagines, Normalised, nn.Module):
+class EnsembleWorldModel(ObservedState, Imagines, Normalised, nn.Module):
     """N MLP world models trained and evaluated together (see the module docstring).
 
     Drops in wherever `MLPWorldModel` does (`fit`, `RandomShooting`, `learn`): `predict` gives
@@ -288,14 +287,7 @@ class EnsembleWorldModel(Imagines, Normalised, nn.Module):
         return losses
 
     # -- the two functions every planner uses ---------------------------------------------------
-
-    def filter(self, state: Any, action: Any, obs: Any) -> torch.Tensor:
-        """For a Markov observation the belief *is* the observation: (D,) tensor."""
-        return as_float_tensor("obs", obs, (self.obs_dim,), self.device).reshape(self.obs_dim)
-
-    def beliefs(self, buffer: ReplayBuffer, index: torch.Tensor) -> torch.Tensor:
-        """The observations (N, D) of rows `index` (N,) of `buffer`: a Markov belief."""
-        return buffer[index]["obs"].to(self.device)
+    # `filter` and `beliefs` come from `ObservedState`: the belief is the observation.
 
     # `imagine` comes from `Imagines`: one batched call of all E members per imagined step, on
     # all N candidates. `observations`, `rewards` and `dones` follow `self.propagation`;

@@ -8,10 +8,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..buffer import ReplayBuffer
 from ..spaces import ActionSpec
-from ..utils import as_float_tensor, check_positive_int, default_device
+from ..utils import check_positive_int, default_device
 from .base import (
+    ObservedState,
     Policy,
     Rollout,
     TerminationFn,
@@ -22,7 +22,7 @@ from .base import (
 from .normalised import Normalised
 
 
-class MLPWorldModel(Normalised, nn.Module):
+class MLPWorldModel(ObservedState, Normalised, nn.Module):
     """One network predicts, from normalised (obs, action), three things at once:
 
     - the change in observation, normalised by the buffer's delta statistics (predicting the
@@ -87,14 +87,7 @@ class MLPWorldModel(Normalised, nn.Module):
         return losses
 
     # -- the two functions every planner uses -------------------------------------------------
-
-    def filter(self, state: Any, action: Any, obs: Any) -> torch.Tensor:
-        """For a Markov observation the belief *is* the observation: (D,) tensor."""
-        return as_float_tensor("obs", obs, (self.obs_dim,), self.device).reshape(self.obs_dim)
-
-    def beliefs(self, buffer: ReplayBuffer, index: torch.Tensor) -> torch.Tensor:
-        """The observations (N, D) of rows `index` (N,) of `buffer`: a Markov belief."""
-        return buffer[index]["obs"].to(self.device)
+    # `filter` and `beliefs` come from `ObservedState`: the belief is the observation.
 
     def imagine(self, state: torch.Tensor, actions: torch.Tensor | Policy,
                 termination_fn: TerminationFn | None = None, *, horizon: int | None = None,

@@ -13,10 +13,9 @@ from typing import Any
 import gymnasium as gym
 import torch
 
-from ..buffer import ReplayBuffer
 from ..spaces import ActionSpec
-from ..utils import as_float_tensor, default_device
-from .base import Imagines, observation_state
+from ..utils import default_device
+from .base import Imagines, ObservedState, observation_state
 
 X_THRESHOLD = 2.4
 THETA_THRESHOLD = 12 * 2 * math.pi / 360
@@ -27,7 +26,7 @@ def cartpole_termination(obs: torch.Tensor) -> torch.Tensor:
     return (obs[..., 0].abs() > X_THRESHOLD) | (obs[..., 2].abs() > THETA_THRESHOLD)
 
 
-class TrueCartPole(Imagines):
+class TrueCartPole(ObservedState, Imagines):
     """Exact CartPole-v1 dynamics with the `filter` / `imagine` interface of a world model."""
 
     action_spec = ActionSpec(discrete=True, n=2)
@@ -62,13 +61,6 @@ class TrueCartPole(Imagines):
         x_acc = temp - polemass_length * theta_acc * cos / self.total_mass
         return torch.stack([x + self.tau * x_dot, x_dot + self.tau * x_acc,
                             theta + self.tau * theta_dot, theta_dot + self.tau * theta_acc], -1)
-
-    def filter(self, state: Any, action: Any, obs: Any) -> torch.Tensor:
-        return as_float_tensor("obs", obs, (4,), self.device).reshape(4)
-
-    def beliefs(self, buffer: ReplayBuffer, index: torch.Tensor) -> torch.Tensor:
-        """The observations (N, 4) of rows `index` of `buffer`: the state is observed."""
-        return buffer[index]["obs"].to(self.device)
 
     # -- LatentDynamics (for `Imagines.imagine`): the latent is the state, in float64 ---------
 

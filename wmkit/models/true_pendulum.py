@@ -19,11 +19,11 @@ from typing import Any
 import gymnasium as gym
 import torch
 
-from ..buffer import ReplayBuffer
 from ..spaces import ActionSpec
-from ..utils import as_float_tensor, default_device
+from ..utils import default_device
 from .base import (
     Imagines,
+    ObservedState,
     Policy,
     Rollout,
     TerminationFn,
@@ -35,7 +35,7 @@ from .base import (
 NEVER_ENDS = float("-inf")  # the termination logit of a pendulum: it never ends
 
 
-class TruePendulum(Imagines):
+class TruePendulum(ObservedState, Imagines):
     """Exact Pendulum-v1 dynamics with the `WorldModel` interface (a Markov belief: the obs)."""
 
     obs_dim = 3
@@ -73,14 +73,6 @@ class TruePendulum(Imagines):
         return angle + next_speed * self.dt, next_speed
 
     # -- the two functions every planner uses ---------------------------------------------------
-
-    def filter(self, state: Any, action: Any, obs: Any) -> torch.Tensor:
-        """The belief is the observation (cos θ, sin θ, θ̇): a (3,) tensor."""
-        return as_float_tensor("obs", obs, (3,), self.device).reshape(3)
-
-    def beliefs(self, buffer: ReplayBuffer, index: torch.Tensor) -> torch.Tensor:
-        """The observations (N, 3) of rows `index` (N,) of `buffer`."""
-        return buffer[index]["obs"].to(self.device)
 
     def imagine(self, state: Any, actions: torch.Tensor | Policy,
                 termination_fn: TerminationFn | None = None, *, horizon: int | None = None,

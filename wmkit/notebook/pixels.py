@@ -1,8 +1,9 @@
 """Frames, drawn (notebook 11): ink frames in a grid, what a probe reads, dreams against reality
 as pictures, as an error curve, as a video, and with a horizon slider.
 
-The numbers come from `wmkit.analysis.open_loop` (the one open-loop measurement) and
-`wmkit.pixels.dream_errors`; frames are flat (..., size * size) ink in [0, 1] (0: paper).
+The numbers come from `wmkit.pixels.dream_against_reality` and `dream_errors` (on
+`wmkit.analysis.open_loop`, the one open-loop measurement); frames are flat (..., size * size)
+ink in [0, 1] (0: paper).
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from matplotlib.animation import FuncAnimation
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from ..analysis.open_loop import open_loop
 from ..buffer import ReplayBuffer
 from ..models.base import WorldModel
+from ..pixels import dream_against_reality
 from ..utils import check_positive_int
 from .common import CARTPOLE_NAMES, ArrayLike, new_axes, to_numpy
 from .explorer import Explorer, View, int_slider
@@ -135,16 +136,6 @@ def animate_dream(real: ArrayLike, imagined: ArrayLike, size: int, interval: int
     return FuncAnimation(fig, update, frames=len(real_np), interval=interval, blit=False)
 
 
-@torch.no_grad()
-def dream_frames(model: WorldModel, buffer: ReplayBuffer, row: int, horizon: int
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(real, dreamed) frames (H + 1, D) from buffer row `row` (the belief right after it),
-    under the real actions; `horizon` shortened to what the episode has left."""
-    _, shown = _shown(buffer, row, horizon)
-    real, imagined = open_loop(model, buffer, row, shown)
-    return real, imagined.clamp(0, 1)
-
-
 def frame_dream_explorer(model: WorldModel, buffer: ReplayBuffer, row: int, size: int,
                    max_horizon: int = 40, horizon: int = 15, columns: int = 6) -> Explorer:
     """A pixel model's dream from buffer row `row` against the real frames, horizon slider.
@@ -161,10 +152,10 @@ def frame_dream_explorer(model: WorldModel, buffer: ReplayBuffer, row: int, size
     columns = check_positive_int("columns", columns)
 
     def render(horizon: int) -> View:
-        real, dreamed = dream_frames(model, buffer, row, horizon)
-        shown = len(real) - 1
-        error = ((dreamed[1:] - real[1:]) ** 2).mean(-1)
-        still = ((real[:1] - real[1:]) ** 2).mean(-1)
+        _, shown = _shown(buffer, row, horizon)
+        dreams = dream_against_reality(model, buffer, row, shown)
+        real, dreamed, error, still = (dreams[key] for key in ("real", "dreamed", "dream",
+                                                               "still"))
         steps = np.unique(np.linspace(0, shown, min(columns, shown + 1)).round().astype(int))
         fig = draw_frames(torch.stack([real[steps], dreamed[steps]]), size,
                           row_titles=("real", "dreamed"),
