@@ -22,12 +22,14 @@ defaults. The table gives each seed's mean return, their mean, and the median ms
     python benchmarks/planners.py --out benchmarks/results/planners.jsonl \\
         --figure benchmarks/results/planners.png                # everything: see the docstring
     python benchmarks/planners.py --report benchmarks/results/planners.jsonl --figure f.png
-    python benchmarks/planners.py --latency                     # overhead over the matmuls
+    python benchmarks/planners.py --latency [--compile]         # overhead over the matmuls
 
 `--latency` times each planner's decision at 10^4 imagined transitions on a 2 x 200 MLP
 (CartPole for the Discrete planners, Pendulum for the Box ones) against the network's own
 matmuls for the same batch shapes, interleaved rep by rep, as planning_latency.py does (the
-gradient planner's floor counts its backward pass as a second set of matmuls).
+gradient planner's floor counts its backward pass as a second set of matmuls). With
+`--compile` the planners and the "imagine only" baseline run `compile=True` (torch.compile of
+the model's `imagine`; each planner's shapes compile first, 15-20 s each on a 2-core CPU).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ import torch
 
 import wmkit as wm
 from wmkit.models.true_pendulum import TruePendulum
+from wmkit.planners.base import compile_imagine
 from wmkit.sweep import add_sweep_arguments, parse_sweep_args, run_sweep
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -186,9 +189,11 @@ def summary(variant: str, rows: list[dict]) -> None:
     # Only planners run on every seed compete: a mean over the easy seeds alone is no mean.
     seeds = max(len(row["per_seed"]) for row in rows)
     best = max((row for row in rows if row["budget"] <= 10_000
-                and len(row["per_seed"]) == seeds), key=lambda row: np.mean(row["returns"]))
-    print(f"\nbest at <= 10^4 (over all {seeds} seeds): {best['planner']} at "
-          f"{best['budget']:,}: mean {np.mean(best['returns']):.1f}")
+                and len(row["per_seed"]) == seeds), key=lambda row: np.mean(row["returns"]),
+               default=None)  # None: only budgets above 10^4 were run
+    if best is not None:
+        print(f"\nbest at <= 10^4 (over all {seeds} seeds): {best['planner']} at "
+              f"{best['budget']:,}: mean {np.mean(best['returns']):.1f}")
     for planner in ("cem", "mppi"):
         for budget in budgets:
             mine, random = by.get((planner, budget)), by.get(("random", budget))
@@ -240,10 +245,12 @@ class Recorder:
         return self.model.imagine(state, actions, *args, **kwargs)
 
 
-def model_calls(model: Any, state: torch.Tensor, calls: list[tuple[int, int, bool]]
-                ) -> Any:
+def model_calls(model: Any, state: torch.Tensor, calls: list[tuple[int, int, bool]],
+                compile: bool = False) -> Any:
     """A function making just the planner's `imagine` calls (same shapes; with a backward
-    pass where the planner had gradients on), on fixed random actions: the model's share."""
+    pass where the planner had gradients on), on fixed random actions: the model's share
+    (through `torch.compile`, as the planner's, with `compile`)."""
+    imagine = compile_imagine(model) if compile else model.imagine
     spec, generator = model.action_spec, torch.Generator().manual_seed(0)
     inputs = [(spec.sample((n, h), generator, torch.device("cpu")), grad) for n, h, grad in calls]
 
@@ -252,16 +259,17 @@ def model_calls(model: Any, state: torch.Tensor, calls: list[tuple[int, int, boo
             if grad:
                 actions = actions.clone().requires_grad_(True)
                 with torch.enable_grad():
-                    returns = model.imagine(state, actions, check=False).returns
+                    returns = imagine(state, actions, check=False).returns
                     torch.autograd.grad(returns.sum(), actions)
             else:
                 with torch.no_grad():
-                    model.imagine(state, actions, check=False)
+                    imagine(state, actions, check=False)
     return run
 
 
-def latency(reps: int, budget: int = 10_000) -> None:
-    print(f"\nCPU, {torch.get_num_threads()} thread(s), 2 x 200 MLP, budget {budget:,}, median "
+def latency(reps: int, budget: int = 10_000, compile: bool = False) -> None:
+    print(f"\nCPU, {torch.get_num_threads()} thread(s), 2 x 200 MLP, budget {budget:,}, "
+          f"{'torch.compile' if compile else 'eager'}, median "
           f"of {reps} decisions; 'imagine only': the same imagine calls without the planner; "
           f"'matmuls only': the network's matmuls for them (x2 with a backward pass)\n")
     print("| planner | env | imagine calls | ms / decision | ms imagine only | ms matmuls only "
@@ -277,8 +285,10 @@ def latency(reps: int, budget: int = 10_000) -> None:
         for planner_name in planners:
             recorder = Recorder(model)
             PLANNERS[planner_name](recorder, budget=budget, seed=0).plan(state)
-            planner = PLANNERS[planner_name](model, budget=budget, seed=0)
-            imagine_only = model_calls(model, state, recorder.calls)
+            if compile:  # each planner compiles its own shapes, within dynamo's recompile limit
+                torch._dynamo.reset()
+            planner = PLANNERS[planner_name](model, budget=budget, seed=0, compile=compile)
+            imagine_only = model_calls(model, state, recorder.calls, compile)
             floors = [(matmul_floor(model, n, h), 2 if grad else 1)
                       for n, h, grad in recorder.calls]
 
@@ -323,11 +333,13 @@ def main() -> None:
     parser.add_argument("--latency", action="store_true",
                         help="only time each planner against the model's matmuls")
     parser.add_argument("--reps", type=int, default=20, help="decisions timed (--latency)")
+    parser.add_argument("--compile", action="store_true",
+                        help="--latency with the planners' compile=True (torch.compile)")
     add_sweep_arguments(parser, VARIANTS, default_seeds=5)
     args = parse_sweep_args(parser)
     torch.set_num_threads(args.threads)
     if args.latency:
-        latency(args.reps)
+        latency(args.reps, compile=args.compile)
         return
     if args.report is not None:
         lines = [json.loads(line) for path in args.report.split(",")
