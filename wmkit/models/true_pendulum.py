@@ -73,6 +73,7 @@ class TruePendulum(ObservedState, Imagines):
         return angle + next_speed * self.dt, next_speed
 
     # -- the two functions every planner uses ---------------------------------------------------
+    # `filter` and `beliefs` come from `ObservedState`: the belief is the observation.
 
     def imagine(self, state: Any, actions: torch.Tensor | Policy,
                 termination_fn: TerminationFn | None = None, *, horizon: int | None = None,
