@@ -286,7 +286,7 @@ def latency(reps: int, budget: int = 10_000, compile: bool = False) -> None:
             recorder = Recorder(model)
             PLANNERS[planner_name](recorder, budget=budget, seed=0).plan(state)
             if compile:  # each planner compiles its own shapes, within dynamo's recompile limit
-                torch._dynamo.reset()
+                torch.compiler.reset()
             planner = PLANNERS[planner_name](model, budget=budget, seed=0, compile=compile)
             imagine_only = model_calls(model, state, recorder.calls, compile)
             floors = [(matmul_floor(model, n, h), 2 if grad else 1)

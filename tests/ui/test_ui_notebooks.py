@@ -79,12 +79,17 @@ class SliderCase:
     stop_before: str | None = None
 
 
+def first_heading(notebook: nbformat.NotebookNode, stop_before: str) -> int | None:
+    """The index of the first markdown cell matching the regex `stop_before`, or None."""
+    pattern = re.compile(stop_before, re.MULTILINE)
+    return next((i for i, cell in enumerate(notebook.cells)
+                 if cell.cell_type == "markdown" and pattern.search(cell.source)), None)
+
+
 def truncate_copy(path: Path, stop_before: str) -> None:
     """Drop every cell from the first markdown cell matching `stop_before` on, in place."""
     notebook = nbformat.read(path, as_version=4)
-    pattern = re.compile(stop_before, re.MULTILINE)
-    cut = next((i for i, cell in enumerate(notebook.cells)
-                if cell.cell_type == "markdown" and pattern.search(cell.source)), None)
+    cut = first_heading(notebook, stop_before)
     if cut is None:
         raise ValueError(f"stop_before: no markdown cell of {path.name} matches {stop_before!r}")
     notebook.cells = notebook.cells[:cut]
@@ -215,6 +220,5 @@ def test_truncate_copy_keeps_the_cells_before_the_heading(tmp_path: Path) -> Non
     for case in REAL_CASES:
         if case.stop_before is not None and (REPO / case.notebook).is_file():
             source = nbformat.read(REPO / case.notebook, as_version=4)
-            assert any(cell.cell_type == "markdown" and re.search(case.stop_before, cell.source,
-                                                                  re.MULTILINE)
-                       for cell in source.cells), f"{case.notebook}: stop_before matches nothing"
+            assert first_heading(source, case.stop_before) is not None, (
+                f"{case.notebook}: stop_before matches nothing")
