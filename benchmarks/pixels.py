@@ -8,9 +8,10 @@ Each seed follows one protocol (as benchmarks/rssm_pomdp.py, with pixels):
    `wm.fit` then trains (`--epochs`);
 2. rounds: `--round-steps` real steps with random-shooting MPC on the model's latent
    imagination (`model.latent_imagination()`: no frame is drawn while planning), refit
-   (`--refit-epochs`, warm-started), then `--eval-episodes` evaluation episodes that add no data;
-   stop once their mean reaches 475 or after `--steps` real steps. "solved at" is the real steps
-   of data before the first evaluation reaching 475;
+   (`--refit-epochs`, warm-started, at `--refit-lr`), then `--eval-episodes` evaluation
+   episodes that add no data; stop once their mean reaches 475 or after `--steps` real steps.
+   "solved at" is the real steps of data before the first evaluation reaching 475; why each
+   evaluation episode ended (the pole fell, or the cart left the track) is counted;
 3. what the model knows, on held-out episodes played on the state env and rendered by
    `wmkit.pixels.pixel_twin` (so the true states are at hand): a linear probe
    (`wmkit.analysis.fit_probe`, fitted on half the episodes, R^2 on the others) of all four
@@ -39,6 +40,7 @@ import statistics
 import time
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 
@@ -50,6 +52,22 @@ from wmkit.sweep import add_sweep_arguments, parse_sweep_args, run_sweep
 
 NAMES = ("x", "x_dot", "theta", "theta_dot")
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # gymnasium draws the frames off-screen
+
+
+class EndCauses(gym.Wrapper):
+    """Records why each CartPole episode terminates: "track" (the cart left it) or "pole" (it
+    fell), read from the true state behind the frames; truncation at 500 records nothing."""
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        self.causes: list[str] = []
+
+    def step(self, action: Any) -> tuple:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        if terminated:
+            x = self.env.unwrapped.state[0]
+            self.causes.append("track" if abs(x) > self.env.unwrapped.x_threshold else "pole")
+        return obs, reward, terminated, truncated, info
 
 
 def noisy_balancer(seed: int, noise: float = 0.5) -> Any:
@@ -87,12 +105,12 @@ def probe_scores(features: torch.Tensor, states: torch.Tensor, split: int) -> li
     return [round(float(r), 3) for r in probe.score(features[split:], states[split:])]
 
 
-def fit_timed(model: wm.RSSMWorldModel, buffer: wm.ReplayBuffer, epochs: int, seed: int,
-              args: argparse.Namespace) -> float:
+def fit_timed(model: wm.RSSMWorldModel, buffer: wm.ReplayBuffer, epochs: int, lr: float,
+              seed: int, args: argparse.Namespace) -> float:
     """Fit; return CPU seconds per epoch (wall seconds on a GPU)."""
     clock = time.perf_counter if args.device == "cuda" else time.process_time
     start = clock()
-    wm.fit(model, buffer, epochs=epochs, batch_size=args.batch, lr=args.lr, holdout=0.0,
+    wm.fit(model, buffer, epochs=epochs, batch_size=args.batch, lr=lr, holdout=0.0,
            seed=seed, progress=False, length=args.length)
     return (clock() - start) / epochs
 
@@ -101,7 +119,7 @@ def one_run(seed: int, settings: dict[str, Any]) -> dict[str, Any]:
     args = argparse.Namespace(**settings)
     wall = time.perf_counter()
     wm.seed_everything(seed)
-    env = wm.make_env("CartPole-v1", seed=seed, pixels=True, size=args.size)
+    env = EndCauses(wm.make_env("CartPole-v1", seed=seed, pixels=True, size=args.size))
     model = wm.RSSMWorldModel.for_env(env, device=args.device, deter=args.deter)
     planner = wm.RandomShooting(model, horizon=args.horizon, candidates=args.candidates,
                                 seed=seed)
@@ -113,20 +131,23 @@ def one_run(seed: int, settings: dict[str, Any]) -> dict[str, Any]:
         fit_autoencoder(autoencoder, buffer.tensors()["obs"], epochs=args.pretrain_epochs,
                         batch_size=32, lr=args.lr, seed=seed, progress=False)
         copy_convolutions(autoencoder, model.encoder, model.decoder)
-    epoch_s = fit_timed(model, buffer, args.epochs, seed, args)
-    curve, solved_at, plan_s = [], None, []
+    epoch_s = fit_timed(model, buffer, args.epochs, args.lr, seed, args)
+    curve, solved_at, plan_s, ends = [], None, [], []
     with model.latent_imagination():  # planning reads rewards and ends only
         for r in range(max(0, (args.steps - args.warmup) // args.round_steps)):
             clock = time.process_time()
             wm.collect(env, steps=args.round_steps, policy=planner, seed=seed + 100 * (r + 1),
                        buffer=buffer)
             plan_s.append((time.process_time() - clock) / args.round_steps - render_s)
-            epoch_s = fit_timed(model, buffer, args.refit_epochs, seed + r + 1, args)
+            epoch_s = fit_timed(model, buffer, args.refit_epochs, args.refit_lr, seed + r + 1,
+                                args)
+            env.causes.clear()
             returns = wm.evaluate(env, planner, episodes=args.eval_episodes,
                                   seed=10_000 + seed).returns
             curve.append((len(buffer), round(float(np.mean(returns)), 1)))
-            print(f"seed {seed}: {len(buffer)} steps, eval {returns}, epoch {epoch_s:.1f} s, "
-                  f"{time.perf_counter() - wall:.0f} s", flush=True)
+            ends.extend(env.causes)
+            print(f"seed {seed}: {len(buffer)} steps, eval {returns} (ends: {env.causes}), "
+                  f"epoch {epoch_s:.1f} s, {time.perf_counter() - wall:.0f} s", flush=True)
             if np.mean(returns) >= 475:
                 solved_at = len(buffer)
                 break
@@ -142,6 +163,7 @@ def one_run(seed: int, settings: dict[str, Any]) -> dict[str, Any]:
                           max_starts=50, seed=seed)
     return {
         "solved_at": solved_at, "curve": curve, "real_steps": len(buffer),
+        "ends": {cause: ends.count(cause) for cause in ("pole", "track")},
         "probe_belief": probe_scores(beliefs, targets, split),
         "probe_frame": probe_scores(single, targets, split),
         "dream": [round(float(e), 5) for e in errors["dream"]],
@@ -171,10 +193,11 @@ def main() -> None:
     parser.add_argument("--pretrain-epochs", type=int, default=12,
                         help="frame autoencoder epochs on the warm-up (0: none)")
     parser.add_argument("--epochs", type=int, default=30, help="epochs on the warm-up")
-    parser.add_argument("--refit-epochs", type=int, default=5, help="epochs per round")
+    parser.add_argument("--refit-epochs", type=int, default=15, help="epochs per round")
     parser.add_argument("--batch", type=int, default=128, help="rows per update")
     parser.add_argument("--length", type=int, default=32, help="rows per window")
     parser.add_argument("--lr", type=float, default=3e-3, help="decayed to a tenth in a fit")
+    parser.add_argument("--refit-lr", type=float, default=1e-3, help="the same, for refits")
     parser.add_argument("--size", type=int, default=64, help="frame side (pixels)")
     parser.add_argument("--deter", type=int, default=64)
     parser.add_argument("--horizon", type=int, default=20)
@@ -187,14 +210,16 @@ def main() -> None:
     args = parse_sweep_args(parser)
     runs = [{"seed": s, "settings": args.settings} for s in args.seeds]
     results = run_sweep(one_run, runs, **args.sweep)
-    print("\n| seed | solved at (real steps) | last evals (steps: mean) | probe R^2 belief "
-          f"({', '.join(NAMES)}) | probe R^2 one frame | dream beats the still frame at | "
-          "epoch s | plan ms/step | render ms/frame | wall s |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("\n| seed | solved at (real steps) | last evals (steps: mean) | evaluation episodes "
+          f"ended by: pole / track | probe R^2 belief ({', '.join(NAMES)}) | probe R^2 one "
+          "frame | dream beats the still frame at | epoch s | plan ms/step | render ms/frame | "
+          "wall s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for run, result in zip(runs, results):
         last = ", ".join(f"{steps}: {mean}" for steps, mean in result["curve"][-3:])
         print(f"| {run['seed']} | {result['solved_at'] or 'not within ' + str(args.steps)} | "
-              f"{last} | {result['probe_belief']} | {result['probe_frame']} | "
+              f"{last} | {result['ends']['pole']} / {result['ends']['track']} | "
+              f"{result['probe_belief']} | {result['probe_frame']} | "
               f"{dream_beats_still(result['dream'], result['still'])} | "
               f"{result['epoch_s']} | {result['plan_ms']} | {result['render_ms']} | "
               f"{result['wall_s']} |")

@@ -3,6 +3,14 @@ pixel RSSM (filter a frame, imagine frames, fit, plan) and the frame autoencoder
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -340,3 +348,40 @@ def test_frame_and_probe_drawings() -> None:
     with pytest.raises(ValueError, match="still"):
         nb.plot_dream_errors([0.1, 0.2], [0.1])
     plt.close("all")
+
+
+# -- the benchmark's record of why evaluation episodes end -----------------------------------
+
+def _pixels_benchmark() -> Any:
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "pixels.py"
+    spec = importlib.util.spec_from_file_location("pixels_benchmark", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_pixel_benchmark_says_whether_the_pole_fell_or_the_cart_left():
+    env = _pixels_benchmark().EndCauses(wm.make_env("CartPole-v1", seed=0))
+    env.reset(seed=0)
+    terminated = False
+    while not terminated:  # always pushing right: the pole falls long before the cart leaves
+        terminated = env.step(1)[2]
+    env.reset(seed=0)
+    env.unwrapped.state = np.array([2.39, 1.0, 0.0, 0.0])  # upright, about to cross the edge
+    assert env.step(1)[2]
+    assert env.causes == ["pole", "track"]
+
+
+def test_a_process_that_rendered_frames_still_stops_on_sigterm():
+    """pygame's SDL would swallow SIGTERM (`kill`, timeouts, a kernel's shutdown) once a frame
+    was drawn; importing wmkit tells SDL to leave the signals alone."""
+    code = ("import os, signal, time, wmkit as wm\n"
+            "env = wm.make_env('CartPole-v1', pixels=True, size=16)\n"
+            "env.reset(seed=0)\n"
+            "env.step(0)\n"
+            "os.kill(os.getpid(), signal.SIGTERM)\n"
+            "time.sleep(30)\n")
+    env = {k: v for k, v in os.environ.items() if k != "SDL_NO_SIGNAL_HANDLERS"}
+    env["SDL_VIDEODRIVER"] = "dummy"
+    done = subprocess.run([sys.executable, "-c", code], env=env, timeout=120)
+    assert done.returncode == -signal.SIGTERM

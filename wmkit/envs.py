@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +16,11 @@ from .runner import run
 from .utils import check_positive_int
 
 Policy = Callable[[np.ndarray], Any]
+
+# SDL (pygame draws gymnasium's classic-control frames) installs a SIGTERM handler that turns
+# `kill` into a quit event nobody reads: a benchmark, a sweep worker or a kernel that has
+# rendered a frame would ignore SIGTERM. The hint, read when pygame starts, keeps the default.
+os.environ.setdefault("SDL_NO_SIGNAL_HANDLERS", "1")
 
 
 # Which observation entries are *not* velocities, for the envs whose layout is known.

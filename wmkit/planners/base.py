@@ -200,7 +200,9 @@ class MPCPlanner:
         Returns the rollout and the scores (N,) (`score`). Counts N x H towards `spent`.
         """
         rollout = self._imagine(state, actions, self.termination_fn, check=False)
-        if self.compiled:  # CUDA graphs reuse their output memory on the next call: keep a copy
+        # CUDA graphs (compile_imagine's mode on CUDA) reuse their output memory on the next
+        # call: keep a copy there. On a CPU the outputs are the caller's; a copy only costs.
+        if self.compiled and self.device.type == "cuda":
             rollout = copy_rollout(rollout, actions)
         self.spent += actions.shape[0] * actions.shape[1]
         return rollout, self.score(rollout)
