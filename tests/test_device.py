@@ -379,6 +379,12 @@ def test_compiled_imagine_gives_the_same_rollout():
     assert torch.equal(expected.rewards, got.rewards)
 
 
+def test_a_planner_compiles_with_cuda_graphs_on_cuda_only():
+    assert planner_base.compile_mode("cuda") == planner_base.CUDA_GRAPHS == "reduce-overhead"
+    assert planner_base.compile_mode(torch.device("cuda", 1)) == planner_base.CUDA_GRAPHS
+    assert planner_base.compile_mode("cpu") == "default"
+
+
 def test_a_compiled_planner_decides_like_the_eager_one(monkeypatch):
     model = _models()["ensemble"]
     monkeypatch.setattr(planner_base, "compile_imagine",

@@ -138,6 +138,9 @@ class MPCPlanner:
         self.generator = torch.Generator(device=self.device)
         self.compiled = bool(compile)
         self._imagine = compile_imagine(model) if self.compiled else model.imagine
+        # CUDA graphs reuse their output memory on the next call: a planner keeps a copy of
+        # each rollout there. Elsewhere the outputs are the caller's and a copy only costs.
+        self._copies_rollouts = self.compiled and compile_mode(self.device) == CUDA_GRAPHS
         self.spent = 0
         self.last_plan: Plan | None = None
         self.explore = False  # `learn` sets it for training episodes; search may read it
@@ -200,9 +203,7 @@ class MPCPlanner:
         Returns the rollout and the scores (N,) (`score`). Counts N x H towards `spent`.
         """
         rollout = self._imagine(state, actions, self.termination_fn, check=False)
-        # CUDA graphs (compile_imagine's mode on CUDA) reuse their output memory on the next
-        # call: keep a copy there. On a CPU the outputs are the caller's; a copy only costs.
-        if self.compiled and self.device.type == "cuda":
+        if self._copies_rollouts:
             rollout = copy_rollout(rollout, actions)
         self.spent += actions.shape[0] * actions.shape[1]
         return rollout, self.score(rollout)
@@ -244,24 +245,33 @@ class MPCPlanner:
         return Plan(action, sequence, rollout, returns, self.spent, **extra)
 
 
+CUDA_GRAPHS = "reduce-overhead"
+"""torch.compile's mode that records CUDA graphs: the H steps' many small kernels become one
+launch, and each call's outputs live in memory the next call reuses."""
+
+
+def compile_mode(device: torch.device | str) -> str:
+    """The torch.compile mode a planner uses on `device`: CUDA graphs on CUDA, else "default"."""
+    return CUDA_GRAPHS if torch.device(device).type == "cuda" else "default"
+
+
 def compile_imagine(model: WorldModel, mode: str | None = None, backend: str = "inductor"
                     ) -> Callable[..., Rollout]:
     """`model.imagine`, compiled by `torch.compile` for a fixed (N, H) (compiles on first call).
 
-    mode: None picks "reduce-overhead" on CUDA (CUDA graphs: the H steps' many small kernels
-    become one launch) and "default" elsewhere. A new (N, H) compiles again (15-20 s on a 2-core
-    CPU), so this pays only for a planner that makes many decisions with the same sizes.
+    mode: None picks `compile_mode(model.device)`. A new (N, H) compiles again (15-20 s on a
+    2-core CPU), so this pays only for a planner that makes many decisions with the same sizes.
     backend: torch.compile's backend ("eager" only traces: the tests use it, it is quick).
     """
-    if mode is None:
-        mode = "reduce-overhead" if torch.device(model.device).type == "cuda" else "default"
-    return torch.compile(model.imagine, mode=mode, backend=backend, dynamic=False)
+    return torch.compile(model.imagine, mode=mode or compile_mode(model.device),
+                         backend=backend, dynamic=False)
 
 
 def copy_rollout(rollout: Rollout, actions: torch.Tensor) -> Rollout:
     """A rollout whose tensors the caller owns (`actions`: the planner's own input).
 
-    CUDA graphs (`compile=True`) reuse their output memory on the next call.
+    CUDA graphs (`compile=True` on CUDA: `compile_mode`) reuse their output memory on the
+    next call.
     """
     fields = ("observations", "rewards", "dones", "disagreement", "features", "done_logits")
     owned = {name: None if getattr(rollout, name) is None else getattr(rollout, name).clone()
