@@ -15,9 +15,6 @@ CI has no GPU, so the checks use CPU-testable stand-ins for what goes wrong on C
 from __future__ import annotations
 
 import functools
-import importlib.util
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -35,7 +32,6 @@ from wmkit.analysis import throughput
 from wmkit.models.rssm import RSSMWorldModel
 from wmkit.planners import base as planner_base
 
-ROOT = Path(__file__).resolve().parents[1]
 OBS = np.array([0.01, -0.2, 0.03, 0.25], dtype=np.float32)
 
 # Python-level reads of a tensor's value: each makes the host wait for a CUDA tensor.
@@ -400,19 +396,11 @@ def test_a_compiled_planner_decides_like_the_eager_one(monkeypatch):
 
 # -- the throughput benchmark: its quick path runs ----------------------------------------------
 
-def _benchmark_module() -> Any:
-    path = ROOT / "benchmarks" / "rollout_throughput.py"
-    spec = importlib.util.spec_from_file_location("rollout_throughput", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("rollout_throughput", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_the_benchmark_runs_and_draws(tmp_path, capsys):
+def test_the_benchmark_runs_and_draws(tmp_path, capsys, load_benchmark):
     plot = tmp_path / "throughput.png"
-    _benchmark_module().main(["--quick", "--candidates", "10,100", "--horizons", "3",
-                              "--plan-candidates", "50", "--threads", "1", "--plot", str(plot)])
+    load_benchmark("rollout_throughput").main(
+        ["--quick", "--candidates", "10,100", "--horizons", "3", "--plan-candidates", "50",
+         "--threads", "1", "--plot", str(plot)])
     out = capsys.readouterr().out
     assert "| model | device | candidates | horizon |" in out
     rows = [line for line in out.splitlines() if line.startswith("| mlp ")

@@ -3,13 +3,10 @@ pixel RSSM (filter a frame, imagine frames, fit, plan) and the frame autoencoder
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
-from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -352,16 +349,8 @@ def test_frame_and_probe_drawings() -> None:
 
 # -- the benchmark's record of why evaluation episodes end -----------------------------------
 
-def _pixels_benchmark() -> Any:
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "pixels.py"
-    spec = importlib.util.spec_from_file_location("pixels_benchmark", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_the_pixel_benchmark_says_whether_the_pole_fell_or_the_cart_left():
-    env = _pixels_benchmark().EndCauses(wm.make_env("CartPole-v1", seed=0))
+def test_the_pixel_benchmark_says_whether_the_pole_fell_or_the_cart_left(load_benchmark):
+    env = load_benchmark("pixels").EndCauses(wm.make_env("CartPole-v1", seed=0))
     env.reset(seed=0)
     terminated = False
     while not terminated:  # always pushing right: the pole falls long before the cart leaves
