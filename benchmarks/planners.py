@@ -23,13 +23,15 @@ defaults. The table gives each seed's mean return, their mean, and the median ms
         --figure benchmarks/results/planners.png                # everything: see the docstring
     python benchmarks/planners.py --report benchmarks/results/planners.jsonl --figure f.png
     python benchmarks/planners.py --latency [--compile]         # overhead over the matmuls
+    python benchmarks/planners.py --latency --planners mcts,gradient --budgets 1e4,1e5
 
-`--latency` times each planner's decision at 10^4 imagined transitions on a 2 x 200 MLP
-(CartPole for the Discrete planners, Pendulum for the Box ones) against the network's own
-matmuls for the same batch shapes, interleaved rep by rep, as planning_latency.py does (the
-gradient planner's floor counts its backward pass as a second set of matmuls). With
-`--compile` the planners and the "imagine only" baseline run `compile=True` (torch.compile of
-the model's `imagine`; each planner's shapes compile first, 15-20 s each on a 2-core CPU).
+`--latency` times each planner's decision (at 10^4 imagined transitions, or at each of
+`--budgets`; only `--planners`) on a 2 x 200 MLP (CartPole for the Discrete planners, Pendulum
+for the Box ones) against the network's own matmuls for the same batch shapes, interleaved rep
+by rep, as planning_latency.py does (the gradient planner's floor counts its backward pass,
+which needs no weight gradients, as a second set of matmuls). With `--compile` the planners
+and the "imagine only" baseline run `compile=True` (torch.compile of the model's `imagine`;
+each planner's shapes compile first, 15-20 s each on a 2-core CPU).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ import numpy as np
 import torch
 
 import wmkit as wm
+from wmkit.models.base import frozen
 from wmkit.models.true_pendulum import TruePendulum
 from wmkit.planners.base import compile_imagine
 from wmkit.sweep import add_sweep_arguments, parse_sweep_args, run_sweep
@@ -256,9 +259,9 @@ def model_calls(model: Any, state: torch.Tensor, calls: list[tuple[int, int, boo
 
     def run() -> None:
         for actions, grad in inputs:
-            if grad:
+            if grad:  # as the gradient planner does: d(returns)/d(actions), weights frozen
                 actions = actions.clone().requires_grad_(True)
-                with torch.enable_grad():
+                with torch.enable_grad(), frozen(model):
                     returns = imagine(state, actions, check=False).returns
                     torch.autograd.grad(returns.sum(), actions)
             else:
@@ -267,22 +270,22 @@ def model_calls(model: Any, state: torch.Tensor, calls: list[tuple[int, int, boo
     return run
 
 
-def latency(reps: int, budget: int = 10_000, compile: bool = False) -> None:
-    print(f"\nCPU, {torch.get_num_threads()} thread(s), 2 x 200 MLP, budget {budget:,}, "
+def latency(reps: int, budgets: list[int], planners: list[str], compile: bool = False) -> None:
+    print(f"\nCPU, {torch.get_num_threads()} thread(s), 2 x 200 MLP, "
           f"{'torch.compile' if compile else 'eager'}, median "
           f"of {reps} decisions; 'imagine only': the same imagine calls without the planner; "
           f"'matmuls only': the network's matmuls for them (x2 with a backward pass)\n")
-    print("| planner | env | imagine calls | ms / decision | ms imagine only | ms matmuls only "
-          "| ratio to imagine | ratio to matmuls |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
-    for name, planners in FOR_ENV.items():
+    print("| planner | env | budget | imagine calls | ms / decision | ms imagine only "
+          "| ms matmuls only | ratio to imagine | ratio to matmuls |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name, names in FOR_ENV.items():
         env = wm.make_env(name, seed=0)
         wm.seed_everything(0)
         model = wm.MLPWorldModel.for_env(env, device="cpu")
         wm.fit(model, wm.collect(env, steps=500, seed=0), epochs=5, progress=False)
         obs, _ = env.reset(seed=0)
         state = model.filter(None, None, obs)
-        for planner_name in planners:
+        for planner_name, budget in ((p, b) for p in names if p in planners for b in budgets):
             recorder = Recorder(model)
             PLANNERS[planner_name](recorder, budget=budget, seed=0).plan(state)
             if compile:  # each planner compiles its own shapes, within dynamo's recompile limit
@@ -307,7 +310,8 @@ def latency(reps: int, budget: int = 10_000, compile: bool = False) -> None:
                 for key, fn in timed.items():
                     times[key].append(median_ms(fn, 1))
             ms = {key: statistics.median(values) for key, values in times.items()}
-            print(f"| {planner_name} | {name} | {len(recorder.calls)} | {ms['plan']:.2f} | "
+            print(f"| {planner_name} | {name} | {budget:,} | {len(recorder.calls)} | "
+                  f"{ms['plan']:.2f} | "
                   f"{ms['imagine']:.2f} | {ms['floor']:.2f} | {ms['plan'] / ms['imagine']:.2f} "
                   f"| {ms['plan'] / ms['floor']:.2f} |", flush=True)
 
@@ -318,7 +322,8 @@ def main() -> None:
                         help="smoke run: budgets 10^3 and 10^4, 1 seed, 1 episode of at most "
                              "60 steps, learned models from a fifth of the data")
     parser.add_argument("--budgets", type=lambda s: [int(float(b)) for b in s.split(",")],
-                        default=list(BUDGETS))
+                        default=None, help=f"default {','.join(map(str, BUDGETS))}; "
+                                           f"with --latency, 10000")
     parser.add_argument("--planners", type=lambda s: s.split(","), default=list(PLANNERS))
     parser.add_argument("--episodes", type=int, default=1,
                         help="evaluation episodes per planner, budget and seed")
@@ -339,7 +344,7 @@ def main() -> None:
     args = parse_sweep_args(parser)
     torch.set_num_threads(args.threads)
     if args.latency:
-        latency(args.reps, compile=args.compile)
+        latency(args.reps, args.budgets or [10_000], args.planners, compile=args.compile)
         return
     if args.report is not None:
         lines = [json.loads(line) for path in args.report.split(",")
@@ -349,6 +354,7 @@ def main() -> None:
         if args.quick:
             args.budgets, args.seeds, args.episodes = [1_000, 10_000], args.seeds[:1], 1
             args.max_steps = 60
+        args.budgets = args.budgets or list(BUDGETS)
         settings = {"quick": args.quick, "budgets": args.budgets, "episodes": args.episodes,
                     "max_steps": args.max_steps, "models": args.models}
         runs = [{"variant": variant, "planner": planner, "seed": seed, "settings": settings}

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 import wmkit as wm
+from wmkit.models.base import frozen
 from wmkit.models.true_pendulum import TruePendulum
 from wmkit.planners.cem import Categorical, Gaussian, cem_update, elite_count
 from wmkit.planners.mcts import Tree, uct_scores
@@ -270,6 +271,26 @@ def test_gradient_planner_backpropagates_through_a_learned_model():
     assert all(p.grad is None for p in model.parameters())  # the model's weights untouched
 
 
+def test_gradient_planner_freezes_the_weights_only_while_it_searches():
+    wm.seed_everything(0)
+    model = wm.MLPWorldModel.for_env(wm.make_env("Pendulum-v1"), hidden=32, device="cpu")
+    model.net[0].bias.requires_grad_(False)  # frozen by its owner: stays so
+    asked, imagine = [], model.imagine
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        asked.append([p.requires_grad for p in model.parameters()])
+        return imagine(*args, **kwargs)
+
+    model.imagine = spy  # before the planner takes `imagine`
+    wm.GradientPlanner(model, budget=2_000, horizon=10, seed=0)(HANGING)
+    assert len(asked) == 20 and not any(any(flags) for flags in asked)  # one per step
+    owned = [p.requires_grad for p in model.parameters()]
+    assert owned.count(False) == 1 and not model.net[0].bias.requires_grad
+    with pytest.raises(RuntimeError, match="mid-search"), frozen(model):
+        raise RuntimeError("mid-search")
+    assert [p.requires_grad for p in model.parameters()] == owned
+
+
 # ------------------------------------------------------------------- the library functions
 
 
@@ -311,6 +332,8 @@ def test_uct_prefers_the_untried_and_the_good():
     assert scores[1] > scores[0]
     scores = uct_scores(np.array([0.9, 0.1]), np.array([10.0, 10.0]), 20, 1.0)
     assert scores[0] > scores[1]
+    one = uct_scores(0.1, 10.0, 20, 1.0)  # one child, as the search's walks score them
+    assert isinstance(one, float) and one == pytest.approx(scores[1])
     assert isinstance(Tree(*(np.zeros(1),) * 6), Tree)
 
 
@@ -524,3 +547,13 @@ def test_exercise_07_gives_nothing_for_the_library_update_and_loses_points_for_a
     assert report.score == 6 and lost == {
         "Box: the std of the elites (population std, per step and dimension)",
         "at least one elite, however small the fraction"}, report
+
+
+def test_the_latency_benchmark_times_planners_against_their_matmuls(load_benchmark, capsys):
+    load_benchmark("planners").latency(reps=1, budgets=[1_000], planners=["mcts", "gradient"])
+    rows = [line for line in capsys.readouterr().out.splitlines()
+            if line.startswith(("| mcts", "| gradient"))]
+    assert len(rows) == 2  # only the planners asked for, each on its own env
+    for row in rows:
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        assert cells[2] == "1,000" and all(float(cell) > 0 for cell in cells[3:])

@@ -43,7 +43,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..buffer import ReplayBuffer
-from ..models.base import Imagined, Policy, Rollout, WorldModel
+from ..models.base import Imagined, Policy, Rollout, WorldModel, frozen
 from ..train import done_weight as buffer_done_weight
 from ..utils import check_positive_int
 from .networks import Actor, mlp
@@ -318,7 +318,7 @@ class ActorCritic:
         Returns 0-dim tensors: imagined_return, actor_loss, critic_loss, entropy, scale.
         """
         dynamics = self.gradient == "dynamics"
-        with torch.set_grad_enabled(dynamics):
+        with torch.set_grad_enabled(dynamics), frozen(self.model):
             rollout = self.model.imagine(starts, self.policy(generator), never_ends,
                                          horizon=self.horizon, check=False)
             continues = continue_probabilities(rollout.done_logits, self.done_weight)

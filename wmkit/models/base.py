@@ -14,7 +14,8 @@ action from the imagined state (Dreamer's actor, Dyna's greedy Q, MCTS's rollout
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
 
@@ -202,6 +203,27 @@ class ObservedState:
     def beliefs(self, buffer: ReplayBuffer, index: torch.Tensor) -> torch.Tensor:
         """The observations (N, D) of rows `index` (N,) of `buffer`."""
         return buffer[index]["obs"].to(self.device)
+
+
+@contextmanager
+def frozen(model: WorldModel) -> Iterator[WorldModel]:
+    """Within it, the model's weights (if it is a torch module) ask for no gradients.
+
+    Who backpropagates through `imagine` without training the model (the gradient planner:
+    d(return)/d(actions); the actor-critic's dynamics gradient: d(return)/d(actor)) wants no
+    weight gradients: with the weights frozen, autograd records nothing for them and a compiled
+    backward computes none (half its matmuls). What was frozen before stays frozen; the rest is
+    restored on the way out, whatever happens.
+    """
+    weights = [p for p in model.parameters() if p.requires_grad] \
+        if isinstance(model, torch.nn.Module) else []
+    for weight in weights:
+        weight.requires_grad_(False)
+    try:
+        yield model
+    finally:
+        for weight in weights:
+            weight.requires_grad_(True)
 
 
 def batch_size_of(state: Any) -> int:

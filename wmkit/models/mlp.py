@@ -108,17 +108,18 @@ class MLPWorldModel(ObservedState, Normalised, nn.Module):
         d = self.obs_dim
         obs = self.initial(state, n)
         first, hidden, last = self._folded_layers()
-        # Each step's actions as the network reads them (one-hot for Discrete), (N, A'),
-        # concatenated to the observation: layer 1 is one `addmm`. (A lookup of W_a's row per
-        # action costs more than the matmul it saves: index_select copies (N, hidden).)
-        # Encoded step by step: all H at once would hold N x H x A' floats.
+        # The actions as the network reads them (one-hot for Discrete), (N, H, A'), encoded
+        # once (as many floats as a rollout's observations, and one op instead of one a step);
+        # each step's are concatenated to the observation: layer 1 is one `addmm`. (A lookup
+        # of W_a's row per action costs more than the matmul it saves: index_select copies
+        # (N, hidden).)
         # In place when nothing needs gradients (planning): one (N, hidden) buffer less.
         inplace = not torch.is_grad_enabled()
+        encoded = self.action_spec.encode(actions).to(obs.dtype)
         observations, outputs = [obs], []
         for t in range(horizon):
             seen = torch.clamp(obs, self.obs_low, self.obs_high)  # `inputs`, unnormalised
-            encoded = self.action_spec.encode(actions[:, t]).to(obs.dtype)
-            h = torch.addmm(first[1], torch.cat([seen, encoded], 1), first[0])
+            h = torch.addmm(first[1], torch.cat([seen, encoded[:, t]], 1), first[0])
             for weight, bias in hidden:
                 h = torch.addmm(bias, F.silu(h, inplace=inplace), weight)
             out = torch.addmm(last[1], F.silu(h, inplace=inplace), last[0])  # (N, D + 2), raw

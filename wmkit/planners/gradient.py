@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from ..models.base import Rollout, TerminationFn, WorldModel
+from ..models.base import Rollout, TerminationFn, WorldModel, frozen
 from ..utils import check_positive_int
 from .base import MPCPlanner, Plan, check_positive_float
 
@@ -80,7 +80,7 @@ class GradientPlanner(MPCPlanner):
         best_unit = unit.detach().clone()
         best_returns = torch.full((self.candidates,), float("-inf"), device=self.device)
         self.step_returns = []
-        with torch.enable_grad():
+        with torch.enable_grad(), frozen(self.model):
             for step in range(self.steps):
                 rollout, returns = self.evaluate(state, low + (unit + 1) / 2 * (high - low))
                 # Each candidate keeps the best version of itself so far (no host reads).

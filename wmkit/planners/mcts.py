@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -41,14 +42,16 @@ from ..utils import check_positive_int
 from .base import MPCPlanner, Plan, check_positive_float
 
 
-def uct_scores(values: np.ndarray, visits: np.ndarray, parent_visits: float,
-               exploration: float) -> np.ndarray:
+def uct_scores(values: np.ndarray | float, visits: np.ndarray | float, parent_visits: float,
+               exploration: float) -> np.ndarray | float:
     """UCT: values (n,) scaled to [0, 1], visits (n,) > 0, the parent's visits -> scores (n,).
 
     score = value + exploration x sqrt(ln(parent_visits) / visits): the walk takes the child
     with the highest score, trading what looks best now against what has been tried least.
+    Plain floats work too (one child's score): the search's walks score a node's few children
+    in Python, where numpy's per-call cost would be most of the search's own time.
     """
-    return values + exploration * np.sqrt(math.log(max(parent_visits, 1.0)) / visits)
+    return values + exploration * (math.log(max(parent_visits, 1.0)) / visits) ** 0.5
 
 
 @dataclass
@@ -152,6 +155,12 @@ class MCTS(MPCPlanner):
         """The mean return of the rollouts through `node` so far (0 before any)."""
         return self._total[node] / self._visits[node] if self._visits[node] else 0.0
 
+    def uct(self, parent_visits: float, low: float, span: float, node: int) -> float:
+        """`node`'s UCT score, its value scaled to [0, 1] by the tree's `low` and `span`."""
+        visits = self._visits[node]
+        scaled = (self._total[node] / visits - low) / span
+        return uct_scores(scaled, visits, parent_visits, self.exploration)
+
     def select_leaves(self, most: int) -> list[tuple[int, list[int]]]:
         """Up to `most` distinct leaves to expand, each with its path from the root."""
         values = [self.value(i) for i, v in enumerate(self._visits) if v > 0]
@@ -167,11 +176,8 @@ class MCTS(MPCPlanner):
                 break
             node, path = 0, [0]
             while self._children[node]:
-                kids = self._children[node]
-                visits = np.array([self._visits[k] for k in kids])
-                scaled = (np.array([self._total[k] for k in kids]) / visits - low) / span
-                scores = uct_scores(scaled, visits, self._visits[node], self.exploration)
-                node = kids[int(scores.argmax())]
+                node = max(self._children[node], key=partial(self.uct, self._visits[node],
+                                                               low, span))
                 path.append(node)
             if any(node == leaf for leaf, _ in leaves):
                 continue
@@ -187,17 +193,19 @@ class MCTS(MPCPlanner):
         """Rollouts (B, H) for every child of every leaf, `per_child` each, leaf by leaf and
         action by action: the child's prefix, then uniformly random actions."""
         n, horizon = self.action_spec.n, self.horizon
-        prefixes, lengths = [], []
-        for leaf, _ in leaves:
-            for action in range(n):
-                prefix = (*self._prefix[leaf], action)
-                prefixes.append(list(prefix) + [0] * (horizon - len(prefix)))
-                lengths.append(len(prefix))
-        prefix_t = torch.tensor(prefixes, device=self.device).repeat_interleave(per_child, 0)
-        length_t = torch.tensor(lengths, device=self.device).repeat_interleave(per_child, 0)
-        random = self.action_spec.sample((len(prefix_t), horizon), self.generator, self.device)
-        fixed = torch.arange(horizon, device=self.device) < length_t[:, None]
-        return torch.where(fixed, prefix_t, random)
+        # Built on the host in numpy (the prefixes are host lists), then copied to the device.
+        prefixes = np.zeros((len(leaves), n, horizon), dtype=np.int64)
+        fixed = np.zeros((len(leaves), n, horizon), dtype=bool)
+        for row, (leaf, _) in enumerate(leaves):
+            depth = len(self._prefix[leaf])
+            prefixes[row, :, :depth] = self._prefix[leaf]
+            prefixes[row, :, depth] = np.arange(n)
+            fixed[row, :, : depth + 1] = True
+        prefix_t, fixed_t = (torch.from_numpy(a.reshape(len(leaves) * n, horizon)
+                                              .repeat(per_child, 0)).to(self.device)
+                             for a in (prefixes, fixed))
+        random = self.action_spec.sample(tuple(prefix_t.shape), self.generator, self.device)
+        return torch.where(fixed_t, prefix_t, random)
 
     def backup(self, leaves: list[tuple[int, list[int]]], per_child: int,
                returns: np.ndarray, dones: np.ndarray) -> None:
