@@ -2,7 +2,8 @@
 
 Each seed follows one protocol (as benchmarks/rssm_pomdp.py, with pixels):
 
-1. `--warmup` random steps on `make_env("CartPole-v1", pixels=True, size=--size)`; a frame
+1. `--warmup` random steps on `make_env("CartPole-v1", pixels=True, size=--size)` (`--size
+   64`: 64 x 64 frames; `--size 32x128`: height x width, the aspect of CartPole's band); a frame
    autoencoder trained on them (`--pretrain-epochs`) lends its convolutions to the pixel RSSM
    (`RSSMWorldModel.for_env`: convolutional encoder and decoder; `copy_convolutions`), which
    `wm.fit` then trains (`--epochs`);
@@ -27,6 +28,7 @@ it grows with the data), of planning one real step, and of rendering one frame.
     python benchmarks/pixels.py --seeds 3                     # the goal: 3 seeds, 20,000 steps
     python benchmarks/pixels.py --seeds 1 --steps 3000        # a screening run
     python benchmarks/pixels.py --device cuda                 # models on a GPU
+    python benchmarks/pixels.py --size 32x128                 # wide frames, as many pixels
 
 CPU: torch uses one thread per run (`--threads`), runs go one by one unless Ray is installed
 (wmkit.sweep); start it with `nice -n 10` on a shared machine.
@@ -47,7 +49,7 @@ import torch
 import wmkit as wm
 from wmkit.analysis import buffer_beliefs, fit_probe
 from wmkit.models.conv import FrameAutoencoder, copy_convolutions, fit_autoencoder
-from wmkit.pixels import dream_errors, pixel_twin
+from wmkit.pixels import Size, check_size, dream_errors, pixel_twin
 from wmkit.sweep import add_sweep_arguments, parse_sweep_args, run_sweep
 
 NAMES = ("x", "x_dot", "theta", "theta_dot")
@@ -83,7 +85,7 @@ def noisy_balancer(seed: int, noise: float = 0.5) -> Any:
     return policy
 
 
-def held_out(seed: int, steps: int, size: int, policy: Any = None
+def held_out(seed: int, steps: int, size: Size, policy: Any = None
              ) -> tuple[wm.ReplayBuffer, wm.ReplayBuffer]:
     """(states, frames) of the same `steps` held-out transitions (never trained on) of
     `policy` (None: random)."""
@@ -185,6 +187,19 @@ def dream_beats_still(dream: list[float], still: list[float]) -> str:
     return f"steps {steps} of {len(dream)}"
 
 
+def parse_size(text: str) -> Size:
+    """--size: "64" (64 x 64) or "32x128" (height x width), checked as `make_env` would."""
+    try:
+        sides = tuple(int(side) for side in text.lower().split("x"))
+        size = sides[0] if len(sides) == 1 else sides
+        check_size(size)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"expected a side like 64 or height x width like "
+                                         f"32x128, each a multiple of 16 from 16 to 256, got "
+                                         f"{text!r}") from error
+    return size
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=20_000, help="real steps at most")
@@ -198,7 +213,8 @@ def main() -> None:
     parser.add_argument("--length", type=int, default=32, help="rows per window")
     parser.add_argument("--lr", type=float, default=3e-3, help="decayed to a tenth in a fit")
     parser.add_argument("--refit-lr", type=float, default=1e-3, help="the same, for refits")
-    parser.add_argument("--size", type=int, default=64, help="frame side (pixels)")
+    parser.add_argument("--size", type=parse_size, default=64,
+                        help="frame size in cells: 64 (64 x 64) or 32x128 (height x width)")
     parser.add_argument("--deter", type=int, default=64)
     parser.add_argument("--horizon", type=int, default=20)
     parser.add_argument("--candidates", type=int, default=200)

@@ -12,6 +12,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 import wmkit as wm
 from wmkit.models.conv import (
@@ -26,14 +27,16 @@ from wmkit.models.conv import (
 from wmkit.pixels import (
     InkFrame,
     as_frames,
+    check_size,
     dream_against_reality,
     dream_errors,
-    frame_size,
+    frame_shape,
     pixel_twin,
     render_states,
 )
 
 SIZE = 32  # small frames keep every test quick; 64 is the default
+WIDE = (32, 128)  # height x width: the aspect of CartPole's band, as many pixels as 64 x 64
 
 
 @pytest.fixture(scope="module")
@@ -75,10 +78,36 @@ def test_pixel_env_observes_flat_ink_frames() -> None:
     assert frame.max() == 1.0
     assert torch.equal(torch.round(frame * 255) / 255, frame)
     assert 0.01 < float((frame > 0).float().mean()) < 0.2  # a cart and a pole, mostly paper
-    assert frame_size(env) == SIZE and frame_size(wm.make_env("CartPole-v1")) is None
+    assert frame_shape(env) == (SIZE, SIZE) and frame_shape(wm.make_env("CartPole-v1")) is None
     for _ in range(5):
         next_obs, *_ = env.step(1)  # pushed right five times: the cart moves
     assert next_obs.shape == (SIZE * SIZE,) and not np.array_equal(next_obs, obs)
+
+
+def test_wide_frames_keep_the_band_as_it_is_drawn() -> None:
+    """32 x 128 cells hold what 64 x 64 cells hold, but at the band's aspect: averaged over
+    pairs of columns the wide frame is the square frame averaged over pairs of rows."""
+    env = wm.make_env("CartPole-v1", seed=0, pixels=True, size=WIDE)
+    obs, _ = env.reset(seed=0)
+    assert env.observation_space.shape == (4096,) and obs.shape == (4096,)
+    assert env.observation_space.contains(obs) and frame_shape(env) == WIDE
+    square = wm.make_env("CartPole-v1", pixels=True, size=64)
+    # Upright in the middle, leaning right on the left, leaning left on the right.
+    states = torch.tensor([[0.0, 0, 0, 0], [-1.5, 0, 0.15, 0], [1.5, 0, -0.15, 0]])
+    wide = as_frames(render_states(env, states), WIDE)
+    assert wide.shape == (3, 32, 128)
+    # The cart: whole cells of ink in the bottom rows, in the middle, left, right third.
+    cart = (wide[:, 25:31] == 1).all(1)  # (3, 128) columns the cart fills
+    middles = [float(c.nonzero().float().mean()) for c in cart]
+    assert 54 < middles[0] < 74 and middles[1] < 40 and middles[2] > 88, middles
+    assert wide[:, :2].sum() == 0 and wide[0, 20, :48].sum() == 0  # paper above, beside the pole
+    # The pole: twice as many columns as in a 64 x 64 frame (its tilt moves twice as many too).
+    squares = as_frames(render_states(square, states), 64)
+    assert (wide[:, 10].sum(-1) > 1.8 * squares[:, 20].sum(-1)).all()
+    halved = F.avg_pool2d(wide[:, None], (1, 2))[:, 0]  # (3, 32, 64)
+    squat = F.avg_pool2d(squares[:, None], (2, 1))[:, 0]  # (3, 32, 64)
+    assert (halved - squat).abs().mean() < 0.01
+    assert (halved[0] - squat[1]).abs().mean() > 0.03  # another state: far off
 
 
 def test_default_size_and_other_envs() -> None:
@@ -117,6 +146,35 @@ def test_bad_pixel_arguments_are_refused(kwargs: dict, name: str) -> None:
         wm.make_env("CartPole-v1", **kwargs)
 
 
+def test_a_size_is_a_side_or_a_pair() -> None:
+    assert check_size(64) == (64, 64) and check_size(np.int64(48)) == (48, 48)
+    assert check_size(WIDE) == WIDE and check_size([32, 128]) == WIDE  # a list, from JSON
+    assert check_size((256, 16)) == (256, 16)
+    assert wm.make_env("CartPole-v1", pixels=True, size=[32, 128]).observation_space.shape \
+        == (4096,)
+
+
+@pytest.mark.parametrize("size", [(32, 100), (0, 64), (32, 128, 1), 48.0, True, "64"],
+                         ids=repr)
+def test_bad_sizes_are_refused_wherever_a_size_is_given(size: object) -> None:
+    places = {
+        "check_size": lambda: check_size(size),
+        "make_env": lambda: wm.make_env("CartPole-v1", pixels=True, size=size),
+        "as_frames": lambda: as_frames(torch.zeros(4096), size),
+        "ConvEncoder": lambda: ConvEncoder(size, 8),
+        "ConvDecoder": lambda: ConvDecoder(8, size),
+        "FrameAutoencoder": lambda: FrameAutoencoder(size, device="cpu"),
+        "draw_frames": lambda: wm.notebook.draw_frames(torch.zeros(1, 4096), size),
+    }
+    for place, call in places.items():
+        with pytest.raises(ValueError, match=r"^size: expected .* pair \(height, width\)"):
+            call()
+            pytest.fail(place)
+    with pytest.raises(ValueError, match="^frame_size: expected"):
+        wm.RSSMWorldModel(4096, wm.ActionSpec.from_space(gym.spaces.Discrete(2)),
+                          frame_size=size)
+
+
 def test_an_env_that_cannot_render_is_refused() -> None:
     gym.register("wmkit-test/NoRender-v0", entry_point=_NoRender)
     with pytest.warns(UserWarning), pytest.raises(ValueError, match="pixels: .*cannot render"):
@@ -125,13 +183,15 @@ def test_an_env_that_cannot_render_is_refused() -> None:
         InkFrame(wm.make_env("CartPole-v1"))
 
 
-def test_pixel_twin_draws_what_the_pixel_env_observes() -> None:
+@pytest.mark.parametrize("size", [SIZE, WIDE])
+def test_pixel_twin_draws_what_the_pixel_env_observes(size: int | tuple[int, int]) -> None:
     state_env = wm.make_env("CartPole-v1", seed=3)
-    pixel_env = wm.make_env("CartPole-v1", seed=3, pixels=True, size=SIZE)
+    pixel_env = wm.make_env("CartPole-v1", seed=3, pixels=True, size=size)
     states = wm.collect(state_env, steps=12, seed=3, policy=lambda obs: int(obs[2] > 0))
     actions = iter(states.tensors()["action"].tolist())
     pixels = wm.collect(pixel_env, steps=12, seed=3, policy=lambda _obs: next(actions))
-    twin = pixel_twin(states, SIZE)
+    twin = pixel_twin(states, size=size)
+    assert twin.obs_dim == pixel_env.observation_space.shape[0] and twin.pixels
     for key in ("obs", "next_obs", "action", "is_first"):
         assert torch.equal(twin.tensors()[key], pixels.tensors()[key]), key
     with pytest.raises(ValueError, match="env: expected a pixel env"):
@@ -183,8 +243,31 @@ def test_conv_encoder_and_decoder_shapes() -> None:
     assert torch.equal(patches[0, 2, 5].reshape(4, 4), image.reshape(64, 64)[8:12, 20:24])
     assert torch.equal(from_patches(patches, 64), image)
     for bad in (8, 24, 64.0, True):
-        with pytest.raises(ValueError, match="frame_size"):
+        with pytest.raises(ValueError, match="^size"):
             ConvEncoder(bad, 8)
+
+
+def test_conv_encoder_and_decoder_on_wide_frames() -> None:
+    torch.manual_seed(0)
+    encoder, decoder = ConvEncoder(WIDE, 24), ConvDecoder(40, WIDE)
+    assert encoder.frame_shape == decoder.frame_shape == WIDE
+    assert encoder.out.in_features == 4 * 8 * 2 * 8  # 32 x 128 -> 2 x 8 cells of 4 depth
+    assert encoder(torch.rand(3, 5, 4096)).shape == (3, 5, 24)
+    assert decoder(torch.randn(3, 5, 40)).shape == (3, 5, 4096)
+    image = torch.arange(32 * 128.0).reshape(1, 32 * 128)
+    patches = to_patches(image, WIDE)
+    assert patches.shape == (1, 8, 32, 16)  # rows of patches, then columns
+    assert torch.equal(patches[0, 2, 25].reshape(4, 4), image.reshape(32, 128)[8:12, 100:104])
+    assert torch.equal(from_patches(patches, WIDE), image)
+    autoencoder = FrameAutoencoder(WIDE, code=8, device="cpu")
+    frames = torch.rand(5, 4096)
+    assert autoencoder.encode(frames).shape == (5, 8) and autoencoder(frames).shape == (5, 4096)
+    with pytest.raises(ValueError, match="frames: expected \\(N, 4096\\) flat 32 x 128"):
+        autoencoder.encode(torch.rand(5, 1024))
+    # 64 x 64 has as many pixels, but not the same layers: refused, not copied.
+    with pytest.raises(ValueError, match="encoder: expected frames of .* \\(32, 128\\)"):
+        copy_convolutions(autoencoder, ConvEncoder(64, 8), ConvDecoder(8, 64))
+    copy_convolutions(autoencoder, ConvEncoder(WIDE, 4), ConvDecoder(6, WIDE))
 
 
 # -- the pixel RSSM -----------------------------------------------------------------------
@@ -193,11 +276,38 @@ def test_conv_encoder_and_decoder_shapes() -> None:
 def test_pixel_rssm_is_built_for_a_pixel_env() -> None:
     env = wm.make_env("CartPole-v1", pixels=True, size=SIZE)
     model = wm.RSSMWorldModel.for_env(env, device="cpu")
-    assert model.frame_size == SIZE and isinstance(model.encoder, ConvEncoder)
+    assert model.frame_shape == (SIZE, SIZE) and isinstance(model.encoder, ConvEncoder)
     assert isinstance(model.decoder, ConvDecoder)
-    assert wm.RSSMWorldModel.for_env(wm.make_env("CartPole-v1"), device="cpu").frame_size is None
+    assert wm.RSSMWorldModel.for_env(wm.make_env("CartPole-v1"), device="cpu").frame_shape is None
     with pytest.raises(ValueError, match="frame_size"):
         wm.RSSMWorldModel(100, model.action_spec, frame_size=SIZE)
+    with pytest.raises(ValueError, match="frame_size: 32 x 128 frames have 4096 pixels, but "
+                                         "obs_dim is 1024"):
+        wm.RSSMWorldModel(1024, model.action_spec, frame_size=WIDE)
+
+
+def test_a_pixel_rssm_fits_and_dreams_wide_frames(
+        frames: tuple[wm.ReplayBuffer, wm.ReplayBuffer]) -> None:
+    import matplotlib.pyplot as plt
+
+    states, _ = frames
+    wide = pixel_twin(states, size=WIDE)
+    assert wide.obs_dim == 4096 and wide.pixels
+    wm.seed_everything(0)
+    model = wm.RSSMWorldModel.for_env(wm.make_env("CartPole-v1", pixels=True, size=WIDE),
+                                      deter=16, stoch=4, hidden=16, device="cpu")
+    assert model.frame_shape == model.encoder.frame_shape == model.decoder.frame_shape == WIDE
+    history = wm.fit(model, wide, epochs=1, batch_size=16, length=8, seed=0, progress=False)
+    assert np.isfinite(history.train["total"][-1])
+    state = model.filter(None, None, wide[0]["obs"])
+    rollout = model.imagine(state, torch.zeros(2, 3, dtype=torch.long))
+    assert rollout.observations.shape == (2, 4, 4096)
+    with torch.no_grad():
+        assert model.decode(state).shape == (1, 4096)
+    explorer = wm.notebook.frame_dream_explorer(model, wide, row=2, size=WIDE, horizon=2)
+    assert explorer.data["dreamed"].shape == (3, 4096)
+    assert explorer.figure.axes[0].images[0].get_array().shape == WIDE
+    plt.close("all")
 
 
 def test_a_few_fit_steps_reduce_the_reconstruction_loss(
@@ -335,6 +445,22 @@ def test_frame_and_probe_drawings() -> None:
     assert len(fig.axes) == 6 and fig.axes[0].get_title() == "1"
     with pytest.raises(ValueError, match="frames"):
         nb.draw_frames(torch.rand(3, 100), 16)
+    # Wide frames are drawn wide: panels at the frames' aspect, 4 : 1, as large as square ones.
+    boxes = []
+    for size in (64, WIDE):
+        fig = nb.draw_frames(torch.rand(2, 3, 4096), size)
+        fig.canvas.draw()
+        boxes.append(fig.axes[0].get_window_extent())
+    assert fig.axes[0].images[0].get_array().shape == WIDE
+    assert boxes[1].width / boxes[1].height == pytest.approx(4, rel=0.05)
+    assert boxes[1].width * boxes[1].height > 0.9 * boxes[0].width * boxes[0].height
+    anim = nb.animate_dream(torch.rand(3, 4096), torch.rand(3, 4096), WIDE)
+    real, dreamed = anim._fig.axes[:2]  # one above the other
+    assert real.images[0].get_array().shape == WIDE
+    assert real.get_position().y0 > dreamed.get_position().y1
+    assert len(list(anim.new_frame_seq())) == 3 and "<img" in anim.to_jshtml()
+    with pytest.raises(ValueError, match="frames: expected .* for 32 x 128 frames"):
+        nb.draw_frames(torch.rand(3, 1024), WIDE)
     ax = nb.plot_probe({"frame": [0.9, 0.1, 0.8, -3.0], "belief": [0.99, 0.95, 0.9, 0.9]})
     heights = sorted(round(p.get_height(), 2) for p in ax.patches)
     assert len(ax.patches) == 8 and heights[0] == -0.2  # very negative R^2 is cut at -0.2

@@ -8,7 +8,7 @@ from typing import Any
 import gymnasium as gym
 import torch
 
-from .pixels import frame_size
+from .pixels import frame_shape
 from .spaces import ActionSpec
 from .utils import as_float_tensor, check_positive_int
 
@@ -68,7 +68,7 @@ class ReplayBuffer:
         if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
             raise ValueError(f"env: expected a flat Box observation space, got {space}")
         return cls(space.shape[0], ActionSpec.from_space(env.action_space), capacity, max_size,
-                   pixels=frame_size(env) is not None)
+                   pixels=frame_shape(env) is not None)
 
     def _rows(self) -> dict[str, torch.Tensor]:
         """Views of the kept rows of every field (row 0 the oldest)."""

@@ -11,7 +11,7 @@ import gymnasium as gym
 import numpy as np
 
 from .buffer import ReplayBuffer
-from .pixels import DEFAULT_SIZE, check_size, pixel_env
+from .pixels import DEFAULT_SIZE, Size, check_size, pixel_env
 from .runner import run
 from .utils import check_positive_int
 
@@ -34,7 +34,7 @@ POSITIONS = {
 
 
 def make_env(name: str = "CartPole-v1", seed: int = 0, hide_velocities: bool = False,
-             pixels: bool = False, size: int | None = None, **kwargs: Any) -> gym.Env:
+             pixels: bool = False, size: Size | None = None, **kwargs: Any) -> gym.Env:
     """A gymnasium env with a flat Box observation, seeded (env and action space) by `seed`.
 
     `hide_velocities=True` keeps only the positions (see `HideVelocities`); it is refused for
@@ -43,8 +43,9 @@ def make_env(name: str = "CartPole-v1", seed: int = 0, hide_velocities: bool = F
     `pixels=True` observes frames instead of numbers (`wmkit.pixels`): the env's own rendering
     (envs that cannot render "rgb_array" frames are refused), cropped to where things move
     (CartPole: the cart's band), drawn as ink on paper (background 0, cart and pole 1) and
-    averaged down to `size` x `size` cells (default 64; a multiple of 16 from 16 to 256),
-    flattened: observations of size * size floats in [0, 1].
+    averaged down to height x width cells and flattened: observations of height * width
+    floats in [0, 1]. `size` is n for n x n cells (default 64) or a pair (height, width), e.g.
+    (32, 128) to keep the aspect of CartPole's band; each side a multiple of 16 from 16 to 256.
     """
     family = name.split("/")[-1].split("-v")[0]
     if size is not None and not pixels:

@@ -1,13 +1,18 @@
-"""Pixel observations: an env's own rendering, drawn as ink on paper, `size` x `size`.
+"""Pixel observations: an env's own rendering, drawn as ink on paper, height x width cells.
 
-`make_env("CartPole-v1", pixels=True, size=64)` stacks two wrappers on the env:
+`make_env("CartPole-v1", pixels=True, size=64)` (64 x 64; `size=(32, 128)`: 32 rows of 128)
+stacks two wrappers on the env:
 
 1. gymnasium's `AddRenderObservation`: the observation becomes the rendered RGB frame
    (CartPole: 400 x 600 x 3, about 10 ms a frame on one core);
 2. `InkFrame` (ours): keep the rows where things move (CartPole: the cart's band), mark every
-   pixel that is not paper as ink (1) and the paper as 0, average the ink over `size` x `size`
-   cells, and flatten: an observation of size * size floats in [0, 1], in steps of 1/255 (so
-   a `ReplayBuffer` can keep them as bytes without losing anything).
+   pixel that is not paper as ink (1) and the paper as 0, average the ink over height x width
+   cells, and flatten: an observation of height * width floats in [0, 1], in steps of 1/255
+   (so a `ReplayBuffer` can keep them as bytes without losing anything).
+
+Frames need not be square: CartPole's band is 160 x 600 pixels, which 64 x 64 cells squeeze to
+a pole ~1 cell wide; 32 x 128 cells (as many) keep the band's aspect, and the pole ~2 cells
+wide.
 
 Why ink on paper: on white paper the cart and pole cover ~5% of the frame, and an autoencoder
 trained on the raw grey levels learned nothing (every code the same; issue 20's measurement)
@@ -33,14 +38,18 @@ import torch.nn.functional as F
 
 from .utils import check_positive_int
 
-if TYPE_CHECKING:  # buffer.py imports this module (`frame_size`)
+if TYPE_CHECKING:  # buffer.py imports this module (`frame_shape`)
     from .buffer import ReplayBuffer
 
 SIZES = range(16, 257, 16)
-"""Frame sizes `make_env(pixels=True, size=...)` accepts: a multiple of 16 (the convolutional
-encoder halves the frame four times), from 16 to 256. 64 is the default."""
+"""Frame sides `make_env(pixels=True, size=...)` accepts, for the height and the width alike: a
+multiple of 16 (the convolutional encoder halves the frame four times), from 16 to 256."""
 
 DEFAULT_SIZE = 64
+"""64 x 64 frames."""
+
+Size = int | tuple[int, int]
+"""A frame size as callers give it: n (n x n) or (height, width); `check_size` normalises it."""
 
 BANDS = {"CartPole": (0.4, 0.8)}
 """Rows of the rendered frame to keep, as fractions of its height, by env family (the rest of
@@ -51,22 +60,31 @@ PAPER = 240
 """A pixel whose darkest channel is below this is ink (classic-control envs draw on white)."""
 
 
-def check_size(size: Any) -> int:
-    """`size` as an int in `SIZES` (ValueError naming it otherwise)."""
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or int(size) not in SIZES:
-        raise ValueError(f"size: expected a multiple of 16 from 16 to 256 (e.g. 64), "
-                         f"got {size!r}")
-    return int(size)
+def check_size(size: Any, name: str = "size") -> tuple[int, int]:
+    """A frame size as (height, width): an int n is n x n, a pair (height, width) stays as it
+    is; every side in `SIZES`. A ValueError naming the argument `name` otherwise."""
+    sides = (size, size) if _is_side(size) else size
+    if not isinstance(sides, (tuple, list)) or len(sides) != 2 \
+            or not all(_is_side(side) and int(side) in SIZES for side in sides):
+        raise ValueError(f"{name}: expected a multiple of 16 from 16 to 256 (e.g. 64), or a "
+                         f"pair (height, width) of them (e.g. (32, 128)), got {size!r}")
+    return int(sides[0]), int(sides[1])
+
+
+def _is_side(side: Any) -> bool:
+    """An int (numpy's too), not a bool: `size=True` is a mistake, not 1."""
+    return isinstance(side, (int, np.integer)) and not isinstance(side, (bool, np.bool_))
 
 
 class InkFrame(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
-    """An RGB frame (H, W, 3) uint8 -> an ink frame, flat: (size * size,) float32 in [0, 1].
+    """An RGB frame (H, W, 3) uint8 -> an ink frame, flat: (height * width,) float32 in [0, 1].
 
+    size: n (n x n cells) or (height, width); `frame_shape` holds it as (height, width).
     rows: (top, bottom), the band of rows to keep as fractions of the frame's height.
     Each output cell is the fraction of its area covered by ink, rounded to 1/255.
     """
 
-    def __init__(self, env: gym.Env, size: int = DEFAULT_SIZE,
+    def __init__(self, env: gym.Env, size: Size = DEFAULT_SIZE,
                  rows: tuple[float, float] = (0.0, 1.0)) -> None:
         gym.utils.RecordConstructorArgs.__init__(self, size=size, rows=tuple(rows))
         super().__init__(env)
@@ -79,11 +97,11 @@ class InkFrame(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
         if not 0 <= top < bottom <= 1:
             raise ValueError(f"rows: expected (top, bottom) with 0 <= top < bottom <= 1, "
                              f"got {rows!r}")
-        self.size = check_size(size)
-        height = space.shape[0]
-        self.rows = slice(round(top * height), round(bottom * height))
-        self.observation_space = gym.spaces.Box(0.0, 1.0, (self.size * self.size,),
-                                                dtype=np.float32)
+        self.frame_shape = check_size(size)
+        rendered = space.shape[0]
+        self.rows = slice(round(top * rendered), round(bottom * rendered))
+        height, width = self.frame_shape
+        self.observation_space = gym.spaces.Box(0.0, 1.0, (height * width,), dtype=np.float32)
 
     def observation(self, frame: np.ndarray) -> np.ndarray:
         band = frame[self.rows]
@@ -91,11 +109,11 @@ class InkFrame(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
         ink = torch.from_numpy((band[..., 0] < PAPER) | (band[..., 1] < PAPER)
                                | (band[..., 2] < PAPER))
         # The mean of the ink over each cell: OpenCV's INTER_AREA, as a torch pooling.
-        cover = F.adaptive_avg_pool2d(ink[None].float(), (self.size, self.size))
+        cover = F.adaptive_avg_pool2d(ink[None].float(), self.frame_shape)
         return (torch.round(cover * 255).flatten().numpy() / np.float32(255)).astype(np.float32)
 
 
-def pixel_env(env: gym.Env, family: str, size: int = DEFAULT_SIZE) -> gym.Env:
+def pixel_env(env: gym.Env, family: str, size: Size = DEFAULT_SIZE) -> gym.Env:
     """`env` (made with render_mode="rgb_array") observing ink frames (see the module doc)."""
     size = check_size(size)
     modes = env.metadata.get("render_modes") or []
@@ -106,11 +124,11 @@ def pixel_env(env: gym.Env, family: str, size: int = DEFAULT_SIZE) -> gym.Env:
     return InkFrame(env, size, BANDS.get(family, (0.0, 1.0)))
 
 
-def frame_size(env: gym.Env) -> int | None:
-    """The side of `env`'s frames if it observes ink frames (`InkFrame` among its wrappers),
-    else None."""
+def frame_shape(env: gym.Env) -> tuple[int, int] | None:
+    """(height, width) of `env`'s frames if it observes ink frames (`InkFrame` among its
+    wrappers), else None."""
     ink = _find_ink(env)
-    return None if ink is None else ink.size
+    return None if ink is None else ink.frame_shape
 
 
 def _find_ink(env: gym.Env) -> InkFrame | None:
@@ -122,20 +140,22 @@ def _find_ink(env: gym.Env) -> InkFrame | None:
     return None
 
 
-def as_frames(obs: Any, size: int) -> torch.Tensor:
-    """Flat observations (..., size * size) -> frames (..., size, size), a float CPU tensor."""
+def as_frames(obs: Any, size: Size) -> torch.Tensor:
+    """Flat observations (..., height * width) -> frames (..., height, width), a float CPU
+    tensor; `size` is n (n x n) or (height, width)."""
+    height, width = check_size(size)
     obs = torch.as_tensor(obs).detach().float().cpu()
-    if obs.shape[-1:] != (size * size,):
-        raise ValueError(f"obs: expected (..., {size * size}) for {size} x {size} frames, "
-                         f"got {tuple(obs.shape)}")
-    return obs.reshape(*obs.shape[:-1], size, size)
+    if obs.shape[-1:] != (height * width,):
+        raise ValueError(f"obs: expected (..., {height * width}) for {height} x {width} "
+                         f"frames, got {tuple(obs.shape)}")
+    return obs.reshape(*obs.shape[:-1], height, width)
 
 
 # -- frames of known states ------------------------------------------------------------------
 
 
 def render_states(env: gym.Env, states: Any) -> torch.Tensor:
-    """Ink frames (N, size * size) of CartPole states (N, 4), drawn by the pixel env `env`.
+    """Ink frames (N, height * width) of CartPole states (N, 4), drawn by the pixel env `env`.
 
     For envs whose observation is their state (CartPole): the state is set, the env renders.
     The env's own state is put back afterwards.
@@ -148,7 +168,8 @@ def render_states(env: gym.Env, states: Any) -> torch.Tensor:
         raise ValueError(f"states: expected (N, {np.asarray(env.unwrapped.state).shape[-1]}), "
                          f"got {states.shape}")
     saved = env.unwrapped.state
-    frames = np.empty((len(states), ink.size * ink.size), dtype=np.float32)
+    height, width = ink.frame_shape
+    frames = np.empty((len(states), height * width), dtype=np.float32)
     try:
         for i, state in enumerate(states):
             env.unwrapped.state = state
@@ -158,9 +179,10 @@ def render_states(env: gym.Env, states: Any) -> torch.Tensor:
     return torch.from_numpy(frames)
 
 
-def pixel_twin(buffer: ReplayBuffer, size: int = DEFAULT_SIZE, name: str = "CartPole-v1"
+def pixel_twin(buffer: ReplayBuffer, size: Size = DEFAULT_SIZE, name: str = "CartPole-v1"
                ) -> ReplayBuffer:
-    """The same transitions as `buffer` (CartPole states), observing ink frames instead.
+    """The same transitions as `buffer` (CartPole states), observing ink frames instead
+    (`size`: n for n x n, or (height, width); frames of height * width floats).
 
     Collect on the state env, give a model the twin, and `buffer` still holds the true states
     (`buffer.tensors()["obs"]`): targets for a linear probe. Each state is rendered once
@@ -171,8 +193,9 @@ def pixel_twin(buffer: ReplayBuffer, size: int = DEFAULT_SIZE, name: str = "Cart
     from .buffer import ReplayBuffer
     from .envs import make_env
 
-    env = make_env(name, pixels=True, size=size)
-    if env.observation_space.shape[0] != size * size or buffer.obs_dim != \
+    height, width = check_size(size)
+    env = make_env(name, pixels=True, size=(height, width))
+    if env.observation_space.shape[0] != height * width or buffer.obs_dim != \
             np.asarray(env.unwrapped.state).shape[-1]:
         raise ValueError(f"buffer: expected {name} states of size "
                          f"{np.asarray(env.unwrapped.state).shape[-1]}, got {buffer.obs_dim}")
@@ -183,7 +206,7 @@ def pixel_twin(buffer: ReplayBuffer, size: int = DEFAULT_SIZE, name: str = "Cart
     frames_obs = frames_next.roll(1, 0)
     frames_obs[starts] = render_states(env, data["obs"][starts])
     env.close()
-    twin = ReplayBuffer(size * size, buffer.action_spec, capacity=len(buffer), pixels=True)
+    twin = ReplayBuffer(height * width, buffer.action_spec, capacity=len(buffer), pixels=True)
     for i in range(len(buffer)):
         twin.add(frames_obs[i], data["action"][i], float(data["reward"][i]), frames_next[i],
                  bool(data["terminated"][i]), bool(data["truncated"][i]))

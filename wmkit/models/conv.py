@@ -1,15 +1,16 @@
 """Convolutional encoder and decoder for ink frames, and the plain autoencoder built from them.
 
-A frame (`make_env(pixels=True)`: size x size ink cells in [0, 1], flattened) enters
-`ConvEncoder`: a 4 x 4 "patchify" stem (each 4 x 4 patch -> `depth` channels, i.e. a convolution
-with kernel 4 and stride 4, written as a matrix product), then two convolutions with stride 2,
-so 64 x 64 -> 16 x 16 -> 8 x 8 -> 4 x 4 while the channels double (depth, 2 depth, 4 depth),
-then one linear layer gives the embedding. `ConvDecoder` mirrors it: linear, two transposed
-convolutions, and each cell drawn back as a 4 x 4 patch. This is the shape of DreamerV1-V3's
-image encoder and decoder [Hafner et al. 2020-2023], much narrower (CartPole's frames hold a
-cart and a pole, not Atari), with the patchify stem of ConvNeXt [Liu et al. 2022] in place of
-the first stride-2 layer: on one CPU core a stride-2 convolution at full resolution with one
-input channel (and its transposed twin) cost 3-5x more than the whole rest of the network.
+A frame (`make_env(pixels=True)`: height x width ink cells in [0, 1], flattened; square or not)
+enters `ConvEncoder`: a 4 x 4 "patchify" stem (each 4 x 4 patch -> `depth` channels, i.e. a
+convolution with kernel 4 and stride 4, written as a matrix product), then two convolutions
+with stride 2, so 64 x 64 -> 16 x 16 -> 8 x 8 -> 4 x 4 (32 x 128 -> ... -> 2 x 8) while the
+channels double (depth, 2 depth, 4 depth), then one linear layer gives the embedding.
+`ConvDecoder` mirrors it: linear, two transposed convolutions, and each cell drawn back as a
+4 x 4 patch. This is the shape of DreamerV1-V3's image encoder and decoder [Hafner et al.
+2020-2023], much narrower (CartPole's frames hold a cart and a pole, not Atari), with the
+patchify stem of ConvNeXt [Liu et al. 2022] in place of the first stride-2 layer: on one CPU
+core a stride-2 convolution at full resolution with one input channel (and its transposed
+twin) cost 3-5x more than the whole rest of the network.
 
 - `RSSMWorldModel(..., frame_size=64)` (or `RSSMWorldModel.for_env` on a pixel env) uses them in
   place of its vector encoder and decoder, and `wmkit.fit` trains the whole world model;
@@ -33,64 +34,64 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..pixels import Size, check_size
 from ..train import History, run_epochs, split_indices
 from ..utils import check_positive_int
 
-PATCH = 4  # the stem's patch side; two stride-2 layers follow: the frame side divides by 16
-
-
-def check_frame_size(size: Any) -> int:
-    """`size` as an int: a multiple of 16, at least 16 (ValueError naming it otherwise)."""
-    if isinstance(size, bool) or not isinstance(size, int) or size < 16 or size % 16:
-        raise ValueError(f"frame_size: expected a multiple of 16 (e.g. 64), got {size!r}")
-    return size
+PATCH = 4  # the stem's patch side; two stride-2 layers follow: each frame side divides by 16
 
 
 class ConvEncoder(nn.Module):
-    """Flat frames (..., size * size) -> embeddings (..., embed).
+    """Flat frames (..., height * width) -> embeddings (..., embed).
 
+    size: n (n x n frames) or (height, width), each a multiple of 16 (`wmkit.pixels
+    .check_size`); `frame_shape` holds it as (height, width).
     4 x 4 patches -> Linear(16 -> depth) + SiLU (a stride-4 convolution), then two
     Conv2d(kernel 4, stride 2, padding 1) + SiLU to 2 depth and 4 depth channels, then
-    Linear(4 depth * (size / 16)^2 -> embed).
+    Linear(4 depth * (height / 16) * (width / 16) -> embed).
     """
 
-    def __init__(self, size: int, embed: int, depth: int = 8) -> None:
+    def __init__(self, size: Size, embed: int, depth: int = 8) -> None:
         super().__init__()
-        self.size = check_frame_size(size)
+        self.frame_shape = check_size(size)
         self.embed = check_positive_int("embed", embed)
         depth = check_positive_int("depth", depth)
         self.depth = depth
         self.stem = nn.Linear(PATCH * PATCH, depth)
-        side = size // (4 * PATCH)
+        rows, columns = (side // (4 * PATCH) for side in self.frame_shape)  # the last grid
         self.convs = nn.Sequential(
             nn.SiLU(), nn.Conv2d(depth, 2 * depth, 4, stride=2, padding=1),
             nn.SiLU(), nn.Conv2d(2 * depth, 4 * depth, 4, stride=2, padding=1),
             nn.SiLU(), nn.Flatten())
-        self.out = nn.Linear(4 * depth * side * side, embed)
+        self.out = nn.Linear(4 * depth * rows * columns, embed)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         batch = frames.shape[:-1]
-        patches = to_patches(frames.reshape(-1, self.size * self.size), self.size)
-        grid = self.stem(patches).permute(0, 3, 1, 2)  # (n, depth, size/4, size/4)
+        height, width = self.frame_shape
+        patches = to_patches(frames.reshape(-1, height * width), self.frame_shape)
+        grid = self.stem(patches).permute(0, 3, 1, 2)  # (n, depth, height/4, width/4)
         return self.out(self.convs(grid)).reshape(*batch, self.embed)
 
 
 class ConvDecoder(nn.Module):
-    """Features (..., features) -> flat frames (..., size * size), in ink units (unclamped).
+    """Features (..., features) -> flat frames (..., height * width), in ink units (unclamped).
 
-    Linear to 4 depth channels of (size / 16)^2, two ConvTranspose2d(kernel 4, stride 2,
-    padding 1) to 2 depth and depth channels (SiLU before each), then each cell -> a 4 x 4
-    patch by Linear(depth -> 16).
+    size: n (n x n frames) or (height, width), as `ConvEncoder` takes it.
+    Linear to 4 depth channels of (height / 16) x (width / 16), two ConvTranspose2d(kernel 4,
+    stride 2, padding 1) to 2 depth and depth channels (SiLU before each), then each cell -> a
+    4 x 4 patch by Linear(depth -> 16).
     """
 
-    def __init__(self, features: int, size: int, depth: int = 8) -> None:
+    def __init__(self, features: int, size: Size, depth: int = 8) -> None:
         super().__init__()
-        self.size = check_frame_size(size)
+        self.frame_shape = check_size(size)
         self.features = check_positive_int("features", features)
         depth = check_positive_int("depth", depth)
         self.depth = depth
-        self.side, self.channels = size // (4 * PATCH), 4 * depth
-        self.inp = nn.Linear(features, self.channels * self.side * self.side)
+        # The grid the linear layer fills: (height / 16, width / 16) cells of 4 depth channels.
+        self.grid = tuple(side // (4 * PATCH) for side in self.frame_shape)
+        self.channels = 4 * depth
+        self.inp = nn.Linear(features, self.channels * self.grid[0] * self.grid[1])
         self.deconvs = nn.Sequential(
             nn.SiLU(), nn.ConvTranspose2d(4 * depth, 2 * depth, 4, stride=2, padding=1),
             nn.SiLU(), nn.ConvTranspose2d(2 * depth, depth, 4, stride=2, padding=1), nn.SiLU())
@@ -98,22 +99,26 @@ class ConvDecoder(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         batch = features.shape[:-1]
-        grid = self.inp(features).reshape(-1, self.channels, self.side, self.side)
-        cells = self.deconvs(grid).permute(0, 2, 3, 1)  # (n, size/4, size/4, depth)
-        return from_patches(self.head(cells), self.size).reshape(*batch, self.size * self.size)
+        height, width = self.frame_shape
+        grid = self.inp(features).reshape(-1, self.channels, *self.grid)
+        cells = self.deconvs(grid).permute(0, 2, 3, 1)  # (n, height/4, width/4, depth)
+        return from_patches(self.head(cells), self.frame_shape).reshape(*batch, height * width)
 
 
-def to_patches(frames: torch.Tensor, size: int) -> torch.Tensor:
-    """(n, size * size) -> (n, size/4, size/4, 16): each cell's 4 x 4 patch, row by row."""
-    n, cells = frames.shape[0], size // PATCH
-    return frames.reshape(n, cells, PATCH, cells, PATCH).transpose(2, 3).reshape(
-        n, cells, cells, PATCH * PATCH)
+def to_patches(frames: torch.Tensor, size: Size) -> torch.Tensor:
+    """(n, height * width) -> (n, height/4, width/4, 16): each cell's 4 x 4 patch, row by row
+    (`size`: n for n x n frames, or (height, width))."""
+    rows, columns = (side // PATCH for side in check_size(size))
+    return frames.reshape(frames.shape[0], rows, PATCH, columns, PATCH).transpose(2, 3).reshape(
+        frames.shape[0], rows, columns, PATCH * PATCH)
 
 
-def from_patches(patches: torch.Tensor, size: int) -> torch.Tensor:
-    """(n, size/4, size/4, 16) -> (n, size * size): the inverse of `to_patches`."""
-    n, cells = patches.shape[0], size // PATCH
-    return patches.reshape(n, cells, cells, PATCH, PATCH).transpose(2, 3).reshape(n, size * size)
+def from_patches(patches: torch.Tensor, size: Size) -> torch.Tensor:
+    """(n, height/4, width/4, 16) -> (n, height * width): the inverse of `to_patches`."""
+    height, width = check_size(size)
+    rows, columns = height // PATCH, width // PATCH
+    return patches.reshape(patches.shape[0], rows, columns, PATCH, PATCH).transpose(2, 3).reshape(
+        patches.shape[0], height * width)
 
 
 class FrameAutoencoder(nn.Module):
@@ -123,12 +128,12 @@ class FrameAutoencoder(nn.Module):
     codes a linear probe reads; `fit_autoencoder` trains it.
     """
 
-    def __init__(self, size: int = 64, code: int = 16, depth: int = 8,
+    def __init__(self, size: Size = 64, code: int = 16, depth: int = 8,
                  device: str | torch.device | None = None) -> None:
         super().__init__()
         from ..utils import default_device
 
-        self.size = check_frame_size(size)
+        self.frame_shape = check_size(size)
         self.code = check_positive_int("code", code)
         self.encoder = ConvEncoder(size, code, depth)
         self.decoder = ConvDecoder(code, size, depth)
@@ -140,17 +145,18 @@ class FrameAutoencoder(nn.Module):
 
     def _frames(self, frames: Any) -> torch.Tensor:
         frames = torch.as_tensor(frames, dtype=torch.float32, device=self.device)
-        if frames.ndim != 2 or frames.shape[1] != self.size * self.size:
-            raise ValueError(f"frames: expected (N, {self.size * self.size}) flat "
-                             f"{self.size} x {self.size} frames, got {tuple(frames.shape)}")
+        height, width = self.frame_shape
+        if frames.ndim != 2 or frames.shape[1] != height * width:
+            raise ValueError(f"frames: expected (N, {height * width}) flat {height} x {width} "
+                             f"frames, got {tuple(frames.shape)}")
         return frames
 
     def encode(self, frames: Any) -> torch.Tensor:
-        """(N, size * size) frames -> (N, code) codes."""
+        """(N, height * width) frames -> (N, code) codes."""
         return self.encoder(self._frames(frames))
 
     def forward(self, frames: Any) -> torch.Tensor:
-        """(N, size * size) frames -> (N, size * size) reconstructions, in [0, 1]."""
+        """(N, height * width) frames -> (N, height * width) reconstructions, in [0, 1]."""
         return self.decoder(self.encode(frames)).clamp(0, 1)
 
     def loss(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -164,7 +170,7 @@ class FrameAutoencoder(nn.Module):
 def fit_autoencoder(model: FrameAutoencoder, frames: Any, epochs: int = 10,
                     batch_size: int = 64, lr: float = 1e-3, holdout: float = 0.1, seed: int = 0,
                     progress: bool = True) -> History:
-    """Train `model` on frames (N, size * size) with `wmkit.train.run_epochs` (Adam, History).
+    """Train `model` on frames (N, height * width) with `wmkit.train.run_epochs` (Adam, History).
 
     `wmkit.fit` trains world models from a buffer of transitions; an autoencoder has neither,
     so this says only what its epoch is: shuffled minibatches of frames, a random `holdout`
@@ -193,14 +199,16 @@ def copy_convolutions(autoencoder: FrameAutoencoder, encoder: ConvEncoder,
                       decoder: ConvDecoder) -> None:
     """Start `encoder` and `decoder` (e.g. `rssm.encoder`, `rssm.decoder` of a pixel RSSM)
     from `autoencoder`'s trained layers: all but the two linear layers that meet the code,
-    whose sizes differ. Frame sizes and depths must match (ValueError otherwise)."""
+    whose sizes differ. Frame shapes (height, width) and depths must match (ValueError
+    otherwise)."""
     for name, mine, theirs in (("encoder", encoder, autoencoder.encoder),
                                ("decoder", decoder, autoencoder.decoder)):
-        if (mine.size, mine.depth) != (theirs.size, theirs.depth):
-            raise ValueError(f"{name}: expected frames of {theirs.size} and depth "
-                             f"{theirs.depth} like the autoencoder's, got {mine.size} and "
-                             f"{mine.depth}")
+        if (mine.frame_shape, mine.depth) != (theirs.frame_shape, theirs.depth):
+            raise ValueError(f"{name}: expected frames of (height, width) "
+                             f"{theirs.frame_shape} and depth {theirs.depth} like the "
+                             f"autoencoder's, got {mine.frame_shape} and {mine.depth}")
     encoder.stem.load_state_dict(autoencoder.encoder.stem.state_dict())
     encoder.convs.load_state_dict(autoencoder.encoder.convs.state_dict())
     decoder.deconvs.load_state_dict(autoencoder.decoder.deconvs.state_dict())
     decoder.head.load_state_dict(autoencoder.decoder.head.state_dict())
+

@@ -38,11 +38,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..buffer import ReplayBuffer
-from ..pixels import frame_size as env_frame_size
+from ..pixels import Size, check_size, frame_shape
 from ..spaces import ActionSpec
 from ..utils import as_float_tensor, check_positive_int, default_device
 from .base import Imagines
-from .conv import ConvDecoder, ConvEncoder, check_frame_size
+from .conv import ConvDecoder, ConvEncoder
 from .normalised import Normalised
 
 
@@ -94,11 +94,12 @@ class RSSMWorldModel(Imagines, Normalised, nn.Module):
         min_std: floor on every standard deviation of z [PlaNet's code]: 0.1.
         kl_dyn, kl_rep, free_nats: KL balancing weights and free bits [DV3 v1]: 0.5, 0.1, 1.0.
         device: where the weights live (default: `wmkit.default_device()`).
-        frame_size: observations are frames, frame_size x frame_size flattened (obs_dim must be
-            its square; `for_env` sets it for a `make_env(pixels=True)` env). Then a
-            `ConvEncoder` and `ConvDecoder` (wmkit.models.conv) replace the MLPs that read and
-            draw observations, as in Dreamer, and frames stay in raw ink units (standardising
-            each pixel would divide by ~0 where ink hardly ever falls). None: vectors.
+        frame_size: observations are frames, flattened: n for n x n, or (height, width)
+            (obs_dim must be height * width; `for_env` sets it for a `make_env(pixels=True)`
+            env; `frame_shape` holds it as (height, width)). Then a `ConvEncoder` and
+            `ConvDecoder` (wmkit.models.conv) replace the MLPs that read and draw
+            observations, as in Dreamer, and frames stay in raw ink units (standardising each
+            pixel would divide by ~0 where ink hardly ever falls). None: vectors.
     """
 
     batches = "sequences"  # `fit` trains it on windows of consecutive rows
@@ -109,14 +110,16 @@ class RSSMWorldModel(Imagines, Normalised, nn.Module):
     def __init__(self, obs_dim: int, action_spec: ActionSpec, deter: int = 64, stoch: int = 16,
                  hidden: int = 64, min_std: float = 0.1, kl_dyn: float = 0.5,
                  kl_rep: float = 0.1, free_nats: float = 1.0,
-                 device: str | torch.device | None = None, frame_size: int | None = None
+                 device: str | torch.device | None = None, frame_size: Size | None = None
                  ) -> None:
         super().__init__()
         self.obs_dim = check_positive_int("obs_dim", obs_dim)
-        if frame_size is not None and check_frame_size(frame_size) ** 2 != obs_dim:
-            raise ValueError(f"frame_size: {frame_size} x {frame_size} frames have "
-                             f"{frame_size ** 2} pixels, but obs_dim is {obs_dim}")
-        self.frame_size = frame_size
+        self.frame_shape = None if frame_size is None else check_size(frame_size, "frame_size")
+        if self.frame_shape is not None:
+            height, width = self.frame_shape
+            if height * width != obs_dim:
+                raise ValueError(f"frame_size: {height} x {width} frames have {height * width} "
+                                 f"pixels, but obs_dim is {obs_dim}")
         self._decode_dreams = True  # see `latent_imagination`
         self.action_spec = action_spec
         self.deter = check_positive_int("deter", deter)
@@ -130,15 +133,15 @@ class RSSMWorldModel(Imagines, Normalised, nn.Module):
         features = deter + stoch
         # [DV3]: the initial h is learned (tanh of a parameter), not fixed at zero.
         self.initial_h = nn.Parameter(torch.zeros(deter))
-        self.encoder = _mlp(obs_dim, hidden, hidden) if frame_size is None else \
-            ConvEncoder(frame_size, hidden)
+        self.encoder = _mlp(obs_dim, hidden, hidden) if self.frame_shape is None else \
+            ConvEncoder(self.frame_shape, hidden)
         self.img_in = nn.Sequential(nn.Linear(stoch + action_spec.encoded_dim, hidden),
                                     nn.LayerNorm(hidden), nn.SiLU())
         self.gru = nn.GRUCell(hidden, deter)
         self.prior_net = _mlp(deter, hidden, 2 * stoch)
         self.posterior_net = _mlp(deter + hidden, hidden, 2 * stoch)
-        self.decoder = _mlp(features, hidden, obs_dim, layers=2) if frame_size is None else \
-            ConvDecoder(features, frame_size)
+        self.decoder = _mlp(features, hidden, obs_dim, layers=2) if self.frame_shape is None \
+            else ConvDecoder(features, self.frame_shape)
         self.reward_head = _mlp(features, hidden, 1)
         self.continue_head = _mlp(features, hidden, 1)
         # Observation and reward statistics (no deltas: the RSSM decodes observations);
@@ -172,7 +175,7 @@ class RSSMWorldModel(Imagines, Normalised, nn.Module):
     def _normalise(self, obs: torch.Tensor) -> torch.Tensor:
         """What the encoder reads: vectors clamped to the data's range and standardised
         (`Normalised.inputs`)."""
-        if self.frame_size is not None:  # frames: raw ink units (see the class docstring)
+        if self.frame_shape is not None:  # frames: raw ink units (see the class docstring)
             return obs
         return self.inputs(obs)
 
@@ -197,7 +200,7 @@ class RSSMWorldModel(Imagines, Normalised, nn.Module):
         `latent_imagination`)."""
         if not self._decode_dreams:
             return state.h.new_zeros(*state.h.shape[:-1], 0)
-        if self.frame_size is not None:
+        if self.frame_shape is not None:
             return self.decoder(state.features)
         return self.decoder(state.features) * self.obs_std + self.obs_mean
 
@@ -219,10 +222,10 @@ class RSSMWorldModel(Imagines, Normalised, nn.Module):
     @classmethod
     def for_env(cls, env: gym.Env, **kwargs: Any) -> RSSMWorldModel:
         """A model sized for `env`; for a pixel env (`make_env(pixels=True)`), with
-        `frame_size` set to its frames' side."""
-        size = env_frame_size(env)
-        if size is not None:
-            kwargs.setdefault("frame_size", size)
+        `frame_size` set to its frames' (height, width)."""
+        shape = frame_shape(env)
+        if shape is not None:
+            kwargs.setdefault("frame_size", shape)
         return super().for_env(env, **kwargs)
 
     def _heads(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -237,7 +240,7 @@ class RSSMWorldModel(Imagines, Normalised, nn.Module):
         Only those are read. Vectors: all rows, batched (cheap); frames: only the starts' (each
         frame costs a convolution), zeros elsewhere.
         """
-        if self.frame_size is None:
+        if self.frame_shape is None:
             return self.encoder(self._normalise(obs))
         embed = obs.new_zeros(*obs.shape[:-1], self.encoder.embed)
         embed[starts] = self.encoder(obs[starts])
@@ -248,7 +251,7 @@ class RSSMWorldModel(Imagines, Normalised, nn.Module):
         """(B, L) squared error of `state` (B, L, ...) decoded against `obs` (B, L, D), summed
         over dimensions, standardised units (frames: raw ink units). Frames are decoded only
         at `rows` (B, L) bool, the rows that count (zero elsewhere); vectors everywhere."""
-        if self.frame_size is None:
+        if self.frame_shape is None:
             # Scored against the true observation, unclamped: off the data the error shows.
             return ((self.decoder(state.features) - self.standardise(obs)) ** 2).sum(-1)
         error = obs.new_zeros(obs.shape[:-1])

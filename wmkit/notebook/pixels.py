@@ -2,8 +2,10 @@
 as pictures, as an error curve, as a video, and with a horizon slider.
 
 The numbers come from `wmkit.pixels.dream_against_reality` and `dream_errors` (on
-`wmkit.analysis.open_loop`, the one open-loop measurement); frames are flat (..., size * size)
-ink in [0, 1] (0: paper).
+`wmkit.analysis.open_loop`, the one open-loop measurement); frames are flat
+(..., height * width) ink in [0, 1] (0: paper), and every `size` is n (n x n frames) or
+(height, width), as `make_env(pixels=True, size=...)` takes it. Frames are drawn at their true
+aspect (a 32 x 128 frame four times as wide as tall).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from matplotlib.figure import Figure
 
 from ..buffer import ReplayBuffer
 from ..models.base import WorldModel
-from ..pixels import dream_against_reality
+from ..pixels import Size, check_size, dream_against_reality
 from ..utils import check_positive_int
 from .common import CARTPOLE_NAMES, ArrayLike, new_axes, to_numpy
 from .explorer import Explorer, View, int_slider
@@ -29,27 +31,38 @@ INK = {"cmap": "gray_r", "vmin": 0.0, "vmax": 1.0, "interpolation": "nearest"}
 """Ink on paper: 0 white, 1 black."""
 
 
-def _grid(frames: ArrayLike, size: int) -> np.ndarray:
-    """(C, D) or (R, C, D) flat frames -> (R, C, size, size) clipped to [0, 1]."""
+def _grid(frames: ArrayLike, size: Size) -> np.ndarray:
+    """(C, D) or (R, C, D) flat frames -> (R, C, height, width) clipped to [0, 1]."""
+    height, width = check_size(size)
     array = to_numpy(frames)
     if array.ndim == 2:
         array = array[None]
-    if array.ndim != 3 or array.shape[-1] != size * size:
-        raise ValueError(f"frames: expected (C, {size * size}) or (R, C, {size * size}) for "
-                         f"{size} x {size} frames, got {array.shape}")
-    return np.clip(array.reshape(*array.shape[:2], size, size), 0, 1)
+    if array.ndim != 3 or array.shape[-1] != height * width:
+        raise ValueError(f"frames: expected (C, {height * width}) or (R, C, {height * width}) "
+                         f"for {height} x {width} frames, got {array.shape}")
+    return np.clip(array.reshape(*array.shape[:2], height, width), 0, 1)
 
 
-def draw_frames(frames: ArrayLike, size: int, row_titles: Sequence[str] | None = None,
+def _panel(height: int, width: int, side: float = 1.3) -> tuple[float, float]:
+    """(width, height) in inches of one frame's panel: about the area of a `side` x `side`
+    square at the frame's aspect, so a wide frame is drawn wide, not shrunk into a square's
+    width. A wide frame's panel is 0.3 inch taller: a short row leaves its titles no room."""
+    stretch = (width / height) ** 0.5
+    return side * stretch, side / stretch + (0.3 if width > height else 0.0)
+
+
+def draw_frames(frames: ArrayLike, size: Size, row_titles: Sequence[str] | None = None,
                 column_titles: Sequence[str] | None = None, fig: Figure | None = None
                 ) -> Figure:
-    """Frames in a grid: (C, size * size) as one row, or (R, C, size * size) as R rows.
+    """Frames in a grid: (C, height * width) as one row, or (R, C, height * width) as R rows.
 
     Rows are titled on the left (e.g. "real", "dreamed"), columns on top (e.g. "t = 5").
     """
     grid = _grid(frames, size)
     rows, columns = grid.shape[:2]
-    fig = fig if fig is not None else plt.figure(figsize=(1.3 * columns + 0.6, 1.3 * rows))
+    panel_width, panel_height = _panel(*grid.shape[2:])
+    fig = fig if fig is not None else plt.figure(
+        figsize=(panel_width * columns + 0.6, panel_height * rows))
     axes = fig.subplots(rows, columns, squeeze=False)
     for r in range(rows):
         for c in range(columns):
@@ -106,18 +119,24 @@ def plot_dream_errors(dream: ArrayLike, still: ArrayLike, ax: Axes | None = None
     return ax
 
 
-def animate_dream(real: ArrayLike, imagined: ArrayLike, size: int, interval: int = 120,
+def animate_dream(real: ArrayLike, imagined: ArrayLike, size: Size, interval: int = 120,
                   titles: tuple[str, str] = ("real", "dreamed")) -> FuncAnimation:
-    """Real and dreamed frames side by side, one video frame per step.
+    """Real and dreamed frames side by side (wide frames: one above the other), one video frame
+    per step.
 
-    real, imagined: (T, size * size) from the same start under the same actions (e.g.
+    real, imagined: (T, height * width) from the same start under the same actions (e.g.
     `wmkit.analysis.open_loop`). Show it with `to_html(anim)` (wmkit.notebook).
     """
     real_np, imagined_np = _grid(real, size)[0], _grid(imagined, size)[0]
     if real_np.shape != imagined_np.shape:
         raise ValueError(f"imagined: expected {real_np.shape[0]} frames like real, got "
                          f"{imagined_np.shape[0]}")
-    fig, axes = plt.subplots(1, 2, figsize=(4.2, 2.3), dpi=72)
+    height, width = real_np.shape[1:]
+    if width > height:  # e.g. 32 x 128: side by side they would be thin strips
+        fig, axes = plt.subplots(2, 1, figsize=(4.2, 2 * (3.8 * height / width + 0.35) + 0.2),
+                                 dpi=72)
+    else:
+        fig, axes = plt.subplots(1, 2, figsize=(4.2, 2.3), dpi=72)
     images = []
     for ax, frames, title in zip(axes, (real_np, imagined_np), titles):
         images.append(ax.imshow(frames[0], **INK))
@@ -136,11 +155,12 @@ def animate_dream(real: ArrayLike, imagined: ArrayLike, size: int, interval: int
     return FuncAnimation(fig, update, frames=len(real_np), interval=interval, blit=False)
 
 
-def frame_dream_explorer(model: WorldModel, buffer: ReplayBuffer, row: int, size: int,
+def frame_dream_explorer(model: WorldModel, buffer: ReplayBuffer, row: int, size: Size,
                    max_horizon: int = 40, horizon: int = 15, columns: int = 6) -> Explorer:
     """A pixel model's dream from buffer row `row` against the real frames, horizon slider.
 
-    The figure shows `columns` steps from 0 to the horizon, reality above the dream.
+    The figure shows `columns` steps from 0 to the horizon, reality above the dream; `size`:
+    the model's frames, n (n x n) or (height, width).
 
     Returns:
         An Explorer with controls {"horizon"}; `.data` holds "horizon" (as shown: shortened at
