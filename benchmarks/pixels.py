@@ -20,7 +20,11 @@ Each seed follows one protocol (as benchmarks/rssm_pomdp.py, with pixels):
    on random play (as notebook 06: a balancing policy's states vary too little for R^2 to mean
    much); and the per-step error of decoded dreams against the real frames (`wmkit.pixels
    .dream_errors`, raw ink units) next to "the frame does not change", on the episodes of a
-   noisy balancing rule (random episodes are too short to dream 20 steps along).
+   noisy balancing rule (random episodes are too short to dream 20 steps along); and on the
+   same episodes, how far the dream's pole strays from the real one (`dreamed_pole`: the
+   belief's probe, fitted on all the random play, read on the open-loop dream by
+   `wmkit.analysis.open_loop_probe`), next to "the pole does not move": the angle is what MPC
+   must get right to balance.
 
 Costs are reported per seed: CPU seconds of one training epoch (at the final buffer size, so
 it grows with the data), of planning one real step, and of rendering one frame.
@@ -47,7 +51,13 @@ import numpy as np
 import torch
 
 import wmkit as wm
-from wmkit.analysis import buffer_beliefs, fit_probe
+from wmkit.analysis import (
+    LinearProbe,
+    buffer_beliefs,
+    fit_probe,
+    open_loop_probe,
+    open_loop_starts,
+)
 from wmkit.models.conv import FrameAutoencoder, copy_convolutions, fit_autoencoder
 from wmkit.pixels import Size, check_size, dream_errors, pixel_twin
 from wmkit.sweep import add_sweep_arguments, parse_sweep_args, run_sweep
@@ -107,6 +117,27 @@ def probe_scores(features: torch.Tensor, states: torch.Tensor, split: int) -> li
     return [round(float(r), 3) for r in probe.score(features[split:], states[split:])]
 
 
+def dreamed_pole(model: wm.RSSMWorldModel, probe: LinearProbe, states: wm.ReplayBuffer,
+                 frames: wm.ReplayBuffer, horizon: int, seed: int, max_starts: int = 200
+                 ) -> dict[str, list[float]]:
+    """How far the dream's pole strays from the real one: RMS error in milliradians of the pole
+    angle that `probe` (fitted on the beliefs of held-out random play) reads from the belief
+    (step 0) and from the open-loop dream (steps 1..H) on the episodes `frames` (of a noisy
+    balancing rule: the states where balancing happens), beside "the pole does not move".
+    """
+    starts = open_loop_starts(frames, horizon, burn_in=5)
+    chosen = torch.randperm(len(starts), generator=torch.Generator().manual_seed(seed))
+    with model.latent_imagination():  # the probe reads the features; no frame is drawn
+        real, probed = open_loop_probe(model, frames, states, probe, horizon, burn_in=5,
+                                       starts=starts[chosen[:max_starts].sort().values])
+    theta = real[..., 2]
+
+    def rms_mrad(error: torch.Tensor) -> list[float]:
+        return [round(1000 * float(e), 1) for e in error.pow(2).mean(0).sqrt()]
+
+    return {"dream": rms_mrad(probed[..., 2] - theta), "still": rms_mrad(theta[:, :1] - theta)}
+
+
 def fit_timed(model: wm.RSSMWorldModel, buffer: wm.ReplayBuffer, epochs: int, lr: float,
               seed: int, args: argparse.Namespace) -> float:
     """Fit; return CPU seconds per epoch (wall seconds on a GPU)."""
@@ -122,7 +153,8 @@ def one_run(seed: int, settings: dict[str, Any]) -> dict[str, Any]:
     wall = time.perf_counter()
     wm.seed_everything(seed)
     env = EndCauses(wm.make_env("CartPole-v1", seed=seed, pixels=True, size=args.size))
-    model = wm.RSSMWorldModel.for_env(env, device=args.device, deter=args.deter)
+    model = wm.RSSMWorldModel.for_env(env, device=args.device, deter=args.deter,
+                                      free_nats=args.free_nats)
     planner = wm.RandomShooting(model, horizon=args.horizon, candidates=args.candidates,
                                 seed=seed)
     clock = time.process_time()
@@ -154,8 +186,8 @@ def one_run(seed: int, settings: dict[str, Any]) -> dict[str, Any]:
                 solved_at = len(buffer)
                 break
     states, frames = held_out(20_000 + seed, args.probe_steps, args.size)
-    _, long_frames = held_out(30_000 + seed, args.probe_steps, args.size,
-                              noisy_balancer(30_000 + seed))
+    long_states, long_frames = held_out(30_000 + seed, args.probe_steps, args.size,
+                                        noisy_balancer(30_000 + seed))
     targets = states.tensors()["obs"]
     split = episode_split(frames)
     with torch.no_grad():
@@ -163,11 +195,14 @@ def one_run(seed: int, settings: dict[str, Any]) -> dict[str, Any]:
         single = model.encoder(frames.tensors(model.device)["obs"]).cpu()
     errors = dream_errors(model, long_frames, horizon=args.dream_horizon, burn_in=5,
                           max_starts=50, seed=seed)
+    pole = dreamed_pole(model, fit_probe(beliefs, targets), long_states, long_frames,
+                        args.dream_horizon, seed)
     return {
         "solved_at": solved_at, "curve": curve, "real_steps": len(buffer),
         "ends": {cause: ends.count(cause) for cause in ("pole", "track")},
         "probe_belief": probe_scores(beliefs, targets, split),
         "probe_frame": probe_scores(single, targets, split),
+        "pole_dream_mrad": pole["dream"], "pole_still_mrad": pole["still"],
         "dream": [round(float(e), 5) for e in errors["dream"]],
         "still": [round(float(e), 5) for e in errors["still"]],
         "epoch_s": round(epoch_s, 2), "plan_ms": round(1000 * statistics.mean(plan_s), 1)
@@ -185,6 +220,13 @@ def dream_beats_still(dream: list[float], still: list[float]) -> str:
     if steps == list(range(steps[0], steps[-1] + 1)):
         return f"steps {steps[0]}-{steps[-1]} of {len(dream)}"
     return f"steps {steps} of {len(dream)}"
+
+
+def pole_errors(dream: list[float], still: list[float]) -> str:
+    """ "belief; dream at 5, 10, 20 (still pole at the same steps)", for the steps there are."""
+    steps = [h for h in (5, 10, 20) if h < len(dream)]
+    return (f"{dream[0]}; " + ", ".join(str(dream[h]) for h in steps)
+            + " (" + ", ".join(str(still[h]) for h in steps) + ")")
 
 
 def parse_size(text: str) -> Size:
@@ -216,6 +258,8 @@ def main() -> None:
     parser.add_argument("--size", type=parse_size, default=64,
                         help="frame size in cells: 64 (64 x 64) or 32x128 (height x width)")
     parser.add_argument("--deter", type=int, default=64)
+    parser.add_argument("--free-nats", type=float, default=1.0,
+                        help="KL below this trains neither prior nor posterior (free bits)")
     parser.add_argument("--horizon", type=int, default=20)
     parser.add_argument("--candidates", type=int, default=200)
     parser.add_argument("--eval-episodes", type=int, default=3)
@@ -228,20 +272,24 @@ def main() -> None:
     results = run_sweep(one_run, runs, **args.sweep)
     print("\n| seed | solved at (real steps) | last evals (steps: mean) | evaluation episodes "
           f"ended by: pole / track | probe R^2 belief ({', '.join(NAMES)}) | probe R^2 one "
-          "frame | dream beats the still frame at | epoch s | plan ms/step | render ms/frame | "
-          "wall s |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "frame | dream beats the still frame at | pole angle error, mrad: belief; dream at "
+          "5, 10, 20 (still pole) | epoch s | plan ms/step | render ms/frame | wall s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for run, result in zip(runs, results):
         last = ", ".join(f"{steps}: {mean}" for steps, mean in result["curve"][-3:])
         print(f"| {run['seed']} | {result['solved_at'] or 'not within ' + str(args.steps)} | "
               f"{last} | {result['ends']['pole']} / {result['ends']['track']} | "
               f"{result['probe_belief']} | {result['probe_frame']} | "
               f"{dream_beats_still(result['dream'], result['still'])} | "
+              f"{pole_errors(result['pole_dream_mrad'], result['pole_still_mrad'])} | "
               f"{result['epoch_s']} | {result['plan_ms']} | {result['render_ms']} | "
               f"{result['wall_s']} |")
     for run, result in zip(runs, results):
         print(f"\nseed {run['seed']} dream error by step: {result['dream']}\n"
-              f"seed {run['seed']} still frame error:  {result['still']}")
+              f"seed {run['seed']} still frame error:  {result['still']}\n"
+              f"seed {run['seed']} dreamed pole angle error by step, mrad: "
+              f"{result['pole_dream_mrad']}\n"
+              f"seed {run['seed']} still pole angle error, mrad:  {result['pole_still_mrad']}")
 
 
 if __name__ == "__main__":

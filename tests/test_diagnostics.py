@@ -156,6 +156,44 @@ def test_a_model_with_memory_uses_its_burn_in(heldout):
     assert torch.allclose(imagined, by_filter.observations[0], atol=1e-5)
 
 
+def test_open_loop_probe_reads_the_dream_not_reality(heldout, true_model, trained_mlp):
+    """A probe (features -> state) on the perfect model's dream gives the real states; on a
+    learned model's dream it gives the dream's states, drifting from reality."""
+    states = heldout.tensors()["obs"]
+    # Features: the state itself; l2 = 0, so that the probe is exactly the identity.
+    probe = A.fit_probe(true_model.features(states), states, l2=0.0)
+    real, probed = A.open_loop_probe(true_model, heldout, heldout, probe, horizon=15,
+                                     max_starts=40)
+    assert real.shape == probed.shape == (40, 16, 4)
+    assert torch.allclose(probed, real, atol=1e-3), (probed - real).abs().max()
+    starts = A.open_loop_starts(heldout, 15)[:40]
+    probe = A.fit_probe(trained_mlp.features(states), states)  # features: standardised
+    real, probed = A.open_loop_probe(trained_mlp, heldout, heldout, probe, horizon=15,
+                                     starts=starts)
+    _, imagined = A.open_loop(trained_mlp, heldout, starts, 15)
+    dreamed = probe.predict(trained_mlp.features(imagined.flatten(0, 1))).float()
+    assert torch.allclose(probed, dreamed.reshape(40, 16, 4), atol=1e-5)
+    drift = (probed - real).abs().mean((0, 2))
+    assert drift[-1] > 3 * drift[1] > 0  # open loop: the error compounds
+
+
+def test_open_loop_probe_wants_the_same_transitions_as_truth(heldout, true_model):
+    probe = A.fit_probe(heldout.tensors()["obs"], heldout.tensors()["obs"])
+    other = wm.collect(wm.make_env("CartPole-v1", seed=7), steps=len(heldout), seed=7)
+    with pytest.raises(ValueError, match="truth"):
+        A.open_loop_probe(true_model, heldout, other, probe, horizon=5)
+    with pytest.raises(ValueError, match="horizon"):
+        A.open_loop_probe(true_model, heldout, heldout, probe, horizon=0)
+    with pytest.raises(ValueError, match="truth"):
+        A.open_loop_probe(true_model, heldout, heldout.tensors()["obs"], probe, horizon=5)
+    theta_only = A.fit_probe(heldout.tensors()["obs"], heldout.tensors()["obs"][:, 2:3])
+    with pytest.raises(ValueError, match="probe"):  # truth observes 4 numbers, not 1
+        A.open_loop_probe(true_model, heldout, heldout, theta_only, horizon=5)
+    from_two = A.fit_probe(heldout.tensors()["obs"][:, :2], heldout.tensors()["obs"])
+    with pytest.raises(ValueError, match="probe"):  # the model's features are 4 numbers
+        A.open_loop_probe(true_model, heldout, heldout, from_two, horizon=5)
+
+
 # ------------------------------------------------------------------------------- ablation
 
 

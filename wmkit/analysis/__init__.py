@@ -3,7 +3,8 @@
 Each module is one question (the notebook layer, `wmkit.notebook`, draws the answers):
 
 - `episodes`: real episodes in a buffer, as ranges of its rows;
-- `open_loop`: imagination against reality, open loop, for any world model (compounding error);
+- `open_loop`: imagination against reality, open loop, for any world model (compounding error;
+  a probe read on the dream);
 - `surprise`: the kit's one definition of *surprise*;
 - `disagreement`, `correlation`, `off_data`, `calibration`: does an ensemble know what it does
   not know (error vs disagreement, the error ratio, calibrated intervals);
@@ -32,7 +33,13 @@ from .disagreement import (
 )
 from .episodes import episode_observations, episode_of, episode_rows, longest_episode
 from .off_data import biased_policy, shift_velocities
-from .open_loop import compounding_error, open_loop, open_loop_bias, open_loop_starts
+from .open_loop import (
+    compounding_error,
+    open_loop,
+    open_loop_bias,
+    open_loop_probe,
+    open_loop_starts,
+)
 from .planner_trial import BudgetTrial, Trial, budget_trial, planner_trial
 from .probe import LinearProbe, fit_probe, hidden_twin, r2_score
 from .risk import RiskTradeoff, risk_tradeoff
@@ -47,7 +54,8 @@ __all__ = [
     "compounding_error", "disagreement_grid", "episode_observations", "episode_of", "episode_rows",
     "error_ratio", "error_vs_disagreement", "first_transitions", "fit_probe", "fit_small_model",
     "hidden_twin", "kl_per_step", "longest_episode", "markdown_table", "measure_imagine",
-    "measure_plan", "normalisation_ablation", "open_loop", "open_loop_bias", "open_loop_starts",
+    "measure_plan", "normalisation_ablation", "open_loop", "open_loop_bias", "open_loop_probe",
+    "open_loop_starts",
     "pearson", "planner_trial", "predictive_distribution", "prediction_error", "r2_score",
     "reconstructions", "reliability_curve", "risk_tradeoff", "shift_velocities", "spearman",
     "surprise", "sweep",

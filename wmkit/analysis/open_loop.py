@@ -22,9 +22,10 @@ import numpy as np
 import torch
 
 from ..buffer import ReplayBuffer
-from ..models.base import WorldModel
+from ..models.base import Rollout, WorldModel
 from ..utils import check_positive_int
 from .episodes import _check_buffer
+from .probe import LinearProbe
 
 Starts = int | Sequence[int] | torch.Tensor
 """One buffer row (int), or several (S,)."""
@@ -93,12 +94,23 @@ def open_loop(model: WorldModel, buffer: ReplayBuffer, starts: Starts, horizon: 
     burn_in = check_positive_int("burn_in", burn_in)
     one = isinstance(starts, (int, np.integer)) and not isinstance(starts, bool)
     rows = _check_starts(buffer, starts, horizon, burn_in)
-    steps = rows[:, None] + torch.arange(horizon)  # (S, H): the transitions that followed
-    data = buffer[steps]
-    real = torch.cat([data["obs"][:, :1], data["next_obs"]], dim=1)
-    rollout = model.imagine(model.beliefs(buffer, rows), data["action"].to(model.device))
+    real, rollout = _dream(model, buffer, rows, horizon)
     imagined = rollout.observations.detach().float().cpu()
     return (real[0], imagined[0]) if one else (real, imagined)
+
+
+def _reality(buffer: ReplayBuffer, rows: torch.Tensor, horizon: int
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The real observations (S, H + 1, D) from `rows` (S,) on, and the H actions taken."""
+    data = buffer[rows[:, None] + torch.arange(horizon)]  # (S, H): the transitions that followed
+    return torch.cat([data["obs"][:, :1], data["next_obs"]], dim=1), data["action"]
+
+
+def _dream(model: WorldModel, buffer: ReplayBuffer, rows: torch.Tensor, horizon: int
+           ) -> tuple[torch.Tensor, Rollout]:
+    """Reality (S, H + 1, D) from `rows` on, and the model's rollout of the same actions."""
+    real, actions = _reality(buffer, rows, horizon)
+    return real, model.imagine(model.beliefs(buffer, rows), actions.to(model.device))
 
 
 def _sampled_starts(buffer: ReplayBuffer, horizon: int, burn_in: int, starts: Starts | None,
@@ -149,4 +161,45 @@ def open_loop_bias(model: WorldModel, buffer: ReplayBuffer, horizon: int, burn_i
     return (imagined[:, 1:] - real[:, 1:]).mean(0)
 
 
-# -- transitional names, kept while tests/test_rssm.py and notebook 06 move to the ones above --
+@torch.no_grad()
+def open_loop_probe(model: WorldModel, buffer: ReplayBuffer, truth: ReplayBuffer,
+                    probe: LinearProbe, horizon: int, burn_in: int = 1,
+                    max_starts: int | None = None, seed: int = 0, starts: Starts | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """What the dream still knows h steps ahead: a linear probe read on imagined features.
+
+    `compounding_error` compares decoded observations; for a pixel model those are frames, and
+    a frame's error does not say whether the imagined pole leans the right way. Here `probe`
+    (fitted on filtered beliefs, e.g. `fit_probe(model.features(buffer_beliefs(model, frames)),
+    states)`, targets: everything `truth` observes) reads them from every imagined state's
+    `Rollout.features`, from the same starts as `compounding_error` with the same arguments.
+
+    Args:
+        buffer: what the model observes (e.g. frames from `wmkit.pixels.pixel_twin`).
+        truth: the same transitions observing the probe's targets (e.g. the CartPole states
+            the frames were drawn from): the same rows and episodes as `buffer`.
+
+    Returns:
+        (real, probed): (S, H + 1, K) each, float CPU; step 0 is the start's filtered belief,
+        steps 1..H the open-loop dream under the real actions.
+    """
+    _check_model(model)
+    _check_buffer(buffer)
+    _check_buffer(truth, "truth")
+    if len(truth) != len(buffer) or not torch.equal(truth.tensors()["is_first"],
+                                                   buffer.tensors()["is_first"]):
+        raise ValueError(f"truth: expected the same transitions as buffer ({len(buffer)} rows, "
+                         f"the same episode starts), got {len(truth)} rows")
+    if not isinstance(probe, LinearProbe) or probe.weight.shape[1] != truth.obs_dim:
+        raise ValueError(f"probe: expected a LinearProbe (fit_probe) of the {truth.obs_dim} "
+                         f"quantities truth observes, got {probe!r:.80}")
+    rows = _sampled_starts(buffer, horizon, burn_in, starts, max_starts, seed)
+    _, rollout = _dream(model, buffer, rows, horizon)
+    real, _ = _reality(truth, rows, horizon)
+    if rollout.features is None or rollout.features.shape[-1] != probe.weight.shape[0]:
+        raise ValueError(f"probe: expected a probe of the model's features "
+                         f"({None if rollout.features is None else rollout.features.shape[-1]}"
+                         f" of them), fitted on {probe.weight.shape[0]}")
+    features = rollout.features.detach().float().cpu()
+    probed = probe.predict(features.flatten(0, 1)).float().reshape(*features.shape[:2], -1)
+    return real, probed
