@@ -198,6 +198,9 @@ def test_pixel_twin_draws_what_the_pixel_env_observes(size: int | tuple[int, int
         render_states(state_env, states.tensors()["obs"][:2])
     with pytest.raises(ValueError, match="states"):
         render_states(pixel_env, torch.zeros(2, 3))
+    hidden = wm.collect(wm.make_env("CartPole-v1", seed=3, hide_velocities=True), steps=4, seed=3)
+    with pytest.raises(ValueError, match="buffer: expected CartPole-v1 states of size 4, got 2"):
+        pixel_twin(hidden, size=size)  # positions only: no state to draw from
 
 
 # -- the buffer ---------------------------------------------------------------------------

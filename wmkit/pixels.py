@@ -195,8 +195,7 @@ def pixel_twin(buffer: ReplayBuffer, size: Size = DEFAULT_SIZE, name: str = "Car
 
     height, width = check_size(size)
     env = make_env(name, pixels=True, size=(height, width))
-    if env.observation_space.shape[0] != height * width or buffer.obs_dim != \
-            np.asarray(env.unwrapped.state).shape[-1]:
+    if buffer.obs_dim != np.asarray(env.unwrapped.state).shape[-1]:
         raise ValueError(f"buffer: expected {name} states of size "
                          f"{np.asarray(env.unwrapped.state).shape[-1]}, got {buffer.obs_dim}")
     data = buffer.tensors()
